@@ -1,0 +1,265 @@
+"""The broker facade: destinations, routing, and the store."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Iterable
+
+from ferrymq.core.connection import ClientConnection, DeliverySink
+from ferrymq.core.consumer import Consumer
+from ferrymq.core.destination import Destination, DestinationKind
+from ferrymq.core.errors import InvalidDestination, SubscriptionError
+from ferrymq.core.message import Message
+from ferrymq.core.queue import Queue
+from ferrymq.core.topic import TopicRouter
+from ferrymq.store.base import (
+    AddMessage,
+    DeleteQueue,
+    QueueSpec,
+    Record,
+    RemoveMessage,
+    Store,
+    UpsertQueue,
+)
+
+__all__ = ["Broker"]
+
+log = logging.getLogger(__name__)
+
+# Store keys of durable topic subscriptions; they cannot clash with a queue's
+# key, which always starts with "/queue/".
+_DURABLE_PREFIX = "/subscription/"
+
+
+def durable_key(client_id: str, name: str) -> str:
+    return f"{_DURABLE_PREFIX}{client_id}:{name}"
+
+
+class Broker:
+    """Owns every queue and subscription; the sessions' entry point."""
+
+    def __init__(self, store: Store, *, node_name: str = "ferrymq") -> None:
+        self.store = store
+        self.node_name = node_name
+        # Unique across restarts, so recovered ids never clash with new ones.
+        nonce = f"{int(time.time() * 1000):x}{os.getpid():x}"
+        self._id_prefix = f"ID:{node_name}-{nonce}-"
+        self._message_seq = itertools.count(1)
+        self._connection_seq = itertools.count(1)
+        self.queues: dict[str, Queue] = {}  # "/queue/NAME" and "/temp-queue/NAME"
+        self.durable_subscriptions: dict[str, Queue] = {}
+        self.router = TopicRouter()
+        self.connections: dict[str, ClientConnection] = {}
+        self._client_ids: dict[str, ClientConnection] = {}
+        self._temp_owners: dict[str, ClientConnection] = {}
+        self._records: list[Record] = []
+        self.started_at = time.time()
+
+    async def start(self) -> None:
+        """Open the store and rebuild the queues and subscriptions it holds."""
+        state = await self.store.open()
+        for spec in state.queues:
+            queue = self._make_queue(spec.name, durable=True, topic_pattern=spec.topic_pattern)
+            if spec.topic_pattern is not None:
+                self.durable_subscriptions[spec.name] = queue
+                self.router.bind(spec.topic_pattern, queue)
+            else:
+                self.queues[spec.name] = queue
+            for msg in state.messages.get(spec.name, ()):
+                queue.messages.append(msg)
+
+    async def stop(self) -> None:
+        for conn in list(self.connections.values()):
+            conn.close()
+        self.flush_records()
+        await self.store.close()
+
+    # -- connections ---------------------------------------------------------
+
+    def connect(self, sink: DeliverySink, *, client_id: str | None = None) -> ClientConnection:
+        if client_id is not None and client_id in self._client_ids:
+            raise SubscriptionError(f"client-id {client_id!r} is already connected")
+        conn_id = f"{self._id_prefix}c{next(self._connection_seq)}"
+        conn = ClientConnection(self, sink, conn_id, client_id)
+        self.connections[conn_id] = conn
+        if client_id is not None:
+            self._client_ids[client_id] = conn
+        return conn
+
+    def connection_closed(self, conn: ClientConnection) -> None:
+        self.connections.pop(conn.id, None)
+        if conn.client_id is not None and self._client_ids.get(conn.client_id) is conn:
+            del self._client_ids[conn.client_id]
+        for name in conn.temp_names:
+            self._temp_owners.pop(name, None)
+            queue = self.queues.pop(str(Destination(DestinationKind.TEMP_QUEUE, name)), None)
+            if queue is not None:
+                for consumer in list(queue.consumers):
+                    # Others listening on our temp queue just stop getting messages.
+                    queue.remove_consumer(consumer)
+
+    def temp_destination(
+        self, conn: ClientConnection, kind: DestinationKind, local: str
+    ) -> Destination:
+        """The connection-unique destination behind a client's `/temp-queue/<local>`."""
+        name = f"{conn.id}.{local}"
+        if name not in conn.temp_names:
+            conn.temp_names.add(name)
+            self._temp_owners[name] = conn
+        return Destination(kind, name)
+
+    # -- messages and routing -----------------------------------------------
+
+    def new_message(
+        self, destination: Destination, headers: dict[str, str], body: bytes, persistent: bool
+    ) -> Message:
+        return Message(
+            f"{self._id_prefix}{next(self._message_seq)}",
+            destination,
+            headers,
+            body,
+            persistent=persistent,
+            timestamp=int(time.time() * 1000),
+        )
+
+    def check_send_destination(
+        self, conn: ClientConnection, destination: Destination
+    ) -> Destination:
+        if destination.is_wildcard:
+            raise InvalidDestination(f"cannot send to a wildcard destination: {destination}")
+        return destination
+
+    def route(
+        self, conn: ClientConnection | None, destination: Destination, message: Message
+    ) -> None:
+        """Deliver a message to its queue, or to every matching topic subscription."""
+        kind = destination.kind
+        if kind is DestinationKind.QUEUE:
+            self._enqueue(self._queue(str(destination)), message)
+        elif kind is DestinationKind.TEMP_QUEUE:
+            key = str(destination)
+            queue = self.queues.get(key)
+            if queue is None:
+                owner = self._temp_owners.get(destination.name)
+                if owner is None:
+                    # Its owner is gone: like a reply to a client that left, dropped.
+                    log.debug("dropping message to deleted %s", destination)
+                    return
+                queue = self.queues[key] = self._make_queue(key, durable=False)
+            self._enqueue(queue, message)
+        else:
+            targets = self.router.match(str(destination))
+            first = True
+            for queue in targets:
+                self._enqueue(queue, message if first else message.copy())
+                first = False
+
+    def _enqueue(self, queue: Queue, message: Message) -> None:
+        if message.persistent and queue.durable:
+            self._records.append(AddMessage(queue.name, message))
+        queue.enqueue(message)
+
+    def settle(self, queue: Queue, messages: Iterable[Message]) -> None:
+        """Messages acknowledged by a consumer: gone for good."""
+        if queue.durable:
+            for msg in messages:
+                if msg.persistent:
+                    self._records.append(RemoveMessage(queue.name, msg.id))
+
+    def _on_auto_settled(self, queue: Queue, message: Message) -> None:
+        self._records.append(RemoveMessage(queue.name, message.id))
+
+    def flush_records(self) -> None:
+        """Hand what the last operation changed to the store as one atomic unit."""
+        if self._records:
+            records, self._records = self._records, []
+            self.store.append(records)
+
+    # -- queues and subscriptions -----------------------------------------------
+
+    def _make_queue(self, name: str, *, durable: bool, topic_pattern: str | None = None) -> Queue:
+        return Queue(
+            name, durable=durable, topic_pattern=topic_pattern, on_settled=self._on_auto_settled
+        )
+
+    def _queue(self, key: str) -> Queue:
+        queue = self.queues.get(key)
+        if queue is None:
+            queue = self.queues[key] = self._make_queue(key, durable=True)
+            self._records.append(UpsertQueue(QueueSpec(key)))
+        return queue
+
+    def queue_for_subscription(
+        self, conn: ClientConnection, destination: Destination, durable_name: str | None
+    ) -> Queue:
+        kind = destination.kind
+        if not kind.is_topic:
+            if durable_name is not None:
+                raise SubscriptionError("durable subscriptions are for topics, not queues")
+            if destination.is_wildcard:
+                raise InvalidDestination(
+                    f"wildcards are supported on topic subscriptions only: {destination}"
+                )
+            key = str(destination)
+            if kind is DestinationKind.QUEUE:
+                return self._queue(key)
+            queue = self.queues.get(key)
+            if queue is None:
+                if destination.name not in self._temp_owners:
+                    raise InvalidDestination(f"temporary queue {destination} no longer exists")
+                queue = self.queues[key] = self._make_queue(key, durable=False)
+            return queue
+        pattern = str(destination)
+        if durable_name is None:
+            queue = self._make_queue(f"{pattern}#{conn.id}", durable=False, topic_pattern=pattern)
+            self.router.bind(pattern, queue)
+            return queue
+        if conn.client_id is None:
+            raise SubscriptionError("a durable subscription needs a client-id header on CONNECT")
+        key = durable_key(conn.client_id, durable_name)
+        queue = self.durable_subscriptions.get(key)
+        if queue is not None and queue.consumers:
+            raise SubscriptionError(f"durable subscription {durable_name!r} is already active")
+        if queue is not None and queue.topic_pattern != pattern:
+            # Re-subscribing under the same name to another topic replaces the
+            # subscription, as in JMS and ActiveMQ.
+            self._delete_durable(queue)
+            queue = None
+        if queue is None:
+            queue = self._make_queue(key, durable=True, topic_pattern=pattern)
+            self.durable_subscriptions[key] = queue
+            self.router.bind(pattern, queue)
+            self._records.append(UpsertQueue(QueueSpec(key, topic_pattern=pattern)))
+        return queue
+
+    def consumer_removed(self, consumer: Consumer, *, remove_durable: bool) -> None:
+        queue = consumer.queue
+        if queue.topic_pattern is not None and not queue.durable:
+            # A plain topic subscription dies with its consumer, unacked messages too.
+            consumer.unacked.clear()
+            queue.remove_consumer(consumer)
+            self.router.unbind(queue.topic_pattern, queue)
+            return
+        queue.remove_consumer(consumer)
+        if remove_durable and consumer.durable_name is not None and not queue.consumers:
+            self._delete_durable(queue)
+
+    def remove_durable_subscription(self, conn: ClientConnection, name: str) -> None:
+        if conn.client_id is None:
+            raise SubscriptionError("removing a durable subscription needs a client-id")
+        queue = self.durable_subscriptions.get(durable_key(conn.client_id, name))
+        if queue is None:
+            raise SubscriptionError(f"no durable subscription {name!r} for this client-id")
+        if queue.consumers:
+            raise SubscriptionError(f"durable subscription {name!r} is active")
+        self._delete_durable(queue)
+
+    def _delete_durable(self, queue: Queue) -> None:
+        assert queue.topic_pattern is not None
+        self.router.unbind(queue.topic_pattern, queue)
+        del self.durable_subscriptions[queue.name]
+        self._records.append(DeleteQueue(queue.name))
+        queue.messages.clear()

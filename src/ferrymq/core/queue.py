@@ -1,0 +1,146 @@
+"""A queue: messages in order, and the consumers that compete for them.
+
+Also serves as the private queue behind each topic subscription (durable or
+not): a topic copies each message into the queue of every subscription that
+matches, and from there dispatch is the same as for a queue.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from ferrymq.core.consumer import AckMode, Consumer
+from ferrymq.core.message import Message
+
+__all__ = ["Queue", "QueueStats"]
+
+
+class QueueStats:
+    __slots__ = ("dequeued", "enqueued", "redelivered")
+
+    def __init__(self) -> None:
+        self.enqueued = 0
+        self.dequeued = 0
+        self.redelivered = 0
+
+
+class Queue:
+    """FIFO of messages dispatched round robin to consumers with credit."""
+
+    __slots__ = (
+        "_rr",
+        "consumers",
+        "durable",
+        "messages",
+        "name",
+        "on_settled",
+        "stats",
+        "topic_pattern",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        durable: bool,
+        topic_pattern: str | None = None,
+        on_settled: Callable[[Queue, Message], None],
+    ) -> None:
+        self.name = name
+        # Durable queues survive a restart and store their persistent messages.
+        self.durable = durable
+        self.topic_pattern = topic_pattern
+        self.messages: deque[Message] = deque()
+        self.consumers: list[Consumer] = []
+        self.stats = QueueStats()
+        self._rr = 0
+        self.on_settled = on_settled
+
+    @property
+    def depth(self) -> int:
+        return len(self.messages)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(c.unacked) for c in self.consumers)
+
+    def enqueue(self, message: Message) -> None:
+        self.messages.append(message)
+        self.stats.enqueued += 1
+        if self.consumers:
+            self.dispatch()
+
+    def requeue(self, messages: Iterable[Message]) -> None:
+        """Put returned messages back at the head, in their original order."""
+        returned = list(messages)
+        for msg in reversed(returned):
+            msg.delivery_count += 1
+            self.messages.appendleft(msg)
+        self.stats.redelivered += len(returned)
+        if self.consumers:
+            self.dispatch()
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        self.consumers.append(consumer)
+        self.dispatch()
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        """Detach a consumer; what it had not acked goes back to the head."""
+        try:
+            idx = self.consumers.index(consumer)
+        except ValueError:
+            return
+        del self.consumers[idx]
+        if self._rr > idx:
+            self._rr -= 1
+        unacked = list(consumer.unacked.values())
+        consumer.unacked.clear()
+        if unacked:
+            self.requeue(unacked)
+
+    def dispatch(self) -> None:
+        """Hand out messages while some consumer has credit."""
+        messages = self.messages
+        consumers = self.consumers
+        if len(consumers) == 1:
+            # The common case, without the round-robin bookkeeping.
+            only = consumers[0]
+            while messages and only.has_credit:
+                msg = messages.popleft()
+                self.stats.dequeued += 1
+                only.deliver(msg)
+                self._settle_if_auto(only, msg)
+            return
+        while messages and consumers:
+            consumer = self._next_with_credit()
+            if consumer is None:
+                return
+            msg = messages.popleft()
+            self.stats.dequeued += 1
+            consumer.deliver(msg)
+            self._settle_if_auto(consumer, msg)
+
+    def _settle_if_auto(self, consumer: Consumer, msg: Message) -> None:
+        # An auto-ack delivery is settled the moment it is handed out.
+        if consumer.ack_mode is AckMode.AUTO and msg.persistent and self.durable:
+            self.on_settled(self, msg)
+
+    def _next_with_credit(self) -> Consumer | None:
+        consumers = self.consumers
+        n = len(consumers)
+        start = self._rr % n
+        for step in range(n):
+            consumer = consumers[(start + step) % n]
+            if consumer.has_credit:
+                self._rr = (start + step + 1) % n
+                return consumer
+        return None
+
+    def purge(self) -> int:
+        n = len(self.messages)
+        self.messages.clear()
+        return n
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name} depth={self.depth} consumers={len(self.consumers)}>"

@@ -1,0 +1,93 @@
+"""The Store interface the core writes through.
+
+Shaped for group commit: the core calls `append` synchronously, any number of
+times per event-loop turn, each call being one atomic unit (a transaction's
+sends and acks together). The store batches everything appended since its last
+write into one write and one fsync. `durable()` returns an awaitable that
+completes once everything appended so far is durable, or None when it already
+is; a session sends a RECEIPT for a persistent SEND only after it completes.
+Only persistent messages in durable queues are ever appended.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ferrymq.core.message import Message
+
+__all__ = [
+    "AddMessage",
+    "DeleteQueue",
+    "QueueSpec",
+    "Record",
+    "RecoveredState",
+    "RemoveMessage",
+    "Store",
+    "UpsertQueue",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """What is needed to recreate a queue: a plain queue or a durable topic subscription."""
+
+    name: str
+    # For a durable topic subscription: the topic pattern it is bound to.
+    topic_pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddMessage:
+    queue: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMessage:
+    queue: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertQueue:
+    spec: QueueSpec
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteQueue:
+    name: str
+
+
+Record = AddMessage | RemoveMessage | UpsertQueue | DeleteQueue
+
+
+@dataclass(slots=True)
+class RecoveredState:
+    """What a store hands the broker at start: queues and their messages in order."""
+
+    queues: list[QueueSpec] = field(default_factory=list)
+    messages: dict[str, list[Message]] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """Durable storage for queues and persistent messages."""
+
+    @abstractmethod
+    async def open(self) -> RecoveredState:
+        """Open (or create) the store and return what it holds."""
+
+    @abstractmethod
+    def append(self, records: Sequence[Record]) -> None:
+        """Queue records to be written as one atomic unit. Never blocks."""
+
+    @abstractmethod
+    def durable(self) -> Awaitable[None] | None:
+        """An awaitable for 'everything appended so far is durable', or None if it is."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Write what is pending and release the store."""

@@ -1,0 +1,58 @@
+"""A store that keeps nothing: for non-persistent brokers and tests.
+
+It still tracks what would be on disk, so tests of the core can assert what
+the core asked to store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING
+
+from ferrymq.store.base import (
+    AddMessage,
+    DeleteQueue,
+    QueueSpec,
+    Record,
+    RecoveredState,
+    RemoveMessage,
+    Store,
+    UpsertQueue,
+)
+
+if TYPE_CHECKING:
+    from ferrymq.core.message import Message
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self.queues: dict[str, QueueSpec] = {}
+        self.messages: dict[str, dict[str, Message]] = {}
+        self.appends = 0
+
+    async def open(self) -> RecoveredState:
+        return RecoveredState(
+            queues=list(self.queues.values()),
+            messages={q: list(m.values()) for q, m in self.messages.items()},
+        )
+
+    def append(self, records: Sequence[Record]) -> None:
+        self.appends += 1
+        for rec in records:
+            if isinstance(rec, AddMessage):
+                self.messages.setdefault(rec.queue, {})[rec.message.id] = rec.message
+            elif isinstance(rec, RemoveMessage):
+                self.messages.get(rec.queue, {}).pop(rec.message_id, None)
+            elif isinstance(rec, UpsertQueue):
+                self.queues[rec.spec.name] = rec.spec
+            elif isinstance(rec, DeleteQueue):
+                self.queues.pop(rec.name, None)
+                self.messages.pop(rec.name, None)
+
+    def durable(self) -> Awaitable[None] | None:
+        return None
+
+    async def close(self) -> None:
+        return None
