@@ -8,6 +8,12 @@ from ferrymq.core.queue import Queue
 __all__ = ["TopicRouter"]
 
 
+def _split(text: str) -> tuple[str, str]:
+    """`/topic/a.b` -> (`/topic/`, `a.b`): wildcards apply to the name only."""
+    cut = text.index("/", 1) + 1
+    return text[:cut], text[cut:]
+
+
 class TopicRouter:
     """Bindings from topic patterns (maybe wildcards) to subscription queues.
 
@@ -34,11 +40,14 @@ class TopicRouter:
         self._cache.clear()
 
     def match(self, topic: str) -> tuple[Queue, ...]:
+        """Queues bound to a pattern matching `topic` (both in `/topic/NAME` form)."""
         hit = self._cache.get(topic)
         if hit is None:
             found: list[Queue] = []
+            kind, name = _split(topic)
             for pattern, queues in self._bindings.items():
-                if pattern_matches(pattern, topic):
+                pattern_kind, pattern_name = _split(pattern)
+                if pattern_kind == kind and pattern_matches(pattern_name, name):
                     found.extend(queues)
             hit = tuple(found)
             if len(self._cache) > 10_000:

@@ -3,16 +3,17 @@
 Shaped for group commit: the core calls `append` synchronously, any number of
 times per event-loop turn, each call being one atomic unit (a transaction's
 sends and acks together). The store batches everything appended since its last
-write into one write and one fsync. `durable()` returns an awaitable that
+write into one write and one fsync. `durable()` returns a future that
 completes once everything appended so far is durable, or None when it already
-is; a session sends a RECEIPT for a persistent SEND only after it completes.
+is (futures complete in append order); a session sends a RECEIPT for a persistent SEND only after it completes.
 Only persistent messages in durable queues are ever appended.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Sequence
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -85,7 +86,7 @@ class Store(ABC):
         """Queue records to be written as one atomic unit. Never blocks."""
 
     @abstractmethod
-    def durable(self) -> Awaitable[None] | None:
+    def durable(self) -> asyncio.Future[None] | None:
         """An awaitable for 'everything appended so far is durable', or None if it is."""
 
     @abstractmethod

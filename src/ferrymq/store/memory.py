@@ -6,7 +6,8 @@ the core asked to store.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ferrymq.store.base import (
@@ -51,7 +52,7 @@ class MemoryStore(Store):
                 self.queues.pop(rec.name, None)
                 self.messages.pop(rec.name, None)
 
-    def durable(self) -> Awaitable[None] | None:
+    def durable(self) -> asyncio.Future[None] | None:
         return None
 
     async def close(self) -> None:

@@ -1,0 +1,118 @@
+"""`ferrymq` command line: serve, bench, version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from ferrymq import __version__
+from ferrymq.config import Settings, load_settings
+from ferrymq.errors import ConfigError
+
+__all__ = ["main"]
+
+log = logging.getLogger("ferrymq")
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per Settings field; unset flags stay None so lower layers show through."""
+    types = {"int": int, "float": float, "str": str}
+    for f in fields(Settings):
+        type_name = f.type if isinstance(f.type, str) else f.type.__name__
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=types[type_name],
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{f.metadata.get('doc', '')} (default: {f.default!r})",
+        )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferrymq", description="ferrymq message broker")
+    parser.add_argument("--version", action="version", version=f"ferrymq {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run a broker")
+    serve.add_argument("--config", help="TOML settings file (also FERRYMQ_CONFIG)")
+    _add_setting_flags(serve)
+    bench = sub.add_parser("bench", help="load-test a STOMP broker", add_help=False)
+    bench.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def _install_uvloop() -> str:
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+async def _serve(settings: Settings) -> None:
+    from ferrymq.server.server import BrokerServer
+
+    server = BrokerServer(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping on signal")
+    await server.stop()
+
+
+def _cmd_serve(ns: argparse.Namespace) -> int:
+    import os
+
+    overrides: dict[str, Any] = {f.name: getattr(ns, f.name) for f in fields(Settings)}
+    config_file = ns.config or os.environ.get("FERRYMQ_CONFIG")
+    try:
+        settings = load_settings(config_file=config_file, overrides=overrides)
+    except ConfigError as exc:
+        print(f"ferrymq: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    loop_name = _install_uvloop()
+    log.debug("event loop: %s", loop_name)
+    try:
+        asyncio.run(_serve(settings))
+    except ConfigError as exc:
+        print(f"ferrymq: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"ferrymq: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command == "serve":
+        return _cmd_serve(ns)
+    if ns.command == "bench":
+        from ferrymq.bench import main as bench_main
+
+        return bench_main(ns.args)
+    if ns.command == "version":
+        print(f"ferrymq {__version__}")
+        return 0
+    parser.error(f"unknown command {ns.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""One settings object, filled from defaults, a TOML file, FERRYMQ_* env vars
+and command-line flags, each overriding the one before.
+
+Every field is a setting with one name: `max_body` is `--max-body` on the
+command line, `max_body` (or `max-body`) in the TOML file and
+`FERRYMQ_MAX_BODY` in the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ferrymq.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings", "parse_hostport"]
+
+ENV_PREFIX = "FERRYMQ_"
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_hostport(text: str, *, setting: str) -> HostPort:
+    """`HOST:PORT`, `:PORT` (all interfaces) or `[v6]:PORT`; port 0 picks a free one."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise ConfigError(f"{setting}: expected HOST:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{setting}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{setting}: port {port} is out of range 0-65535")
+    return HostPort(host or "0.0.0.0", port)
+
+
+def _doc(text: str) -> dict[str, Any]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    stomp: str = field(default="127.0.0.1:61613", metadata=_doc("STOMP listen address"))
+    http: str = field(default="127.0.0.1:8161", metadata=_doc("HTTP management address"))
+    data: str = field(default="./ferrymq-data", metadata=_doc("data directory"))
+    node_name: str = field(default="", metadata=_doc("node name (default: host name)"))
+    log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
+    # STOMP limits. Defaults after ActiveMQ's (10 KiB header line, 1000
+    # headers); 64 MiB bodies is a bound on memory, not a protocol limit.
+    max_frame_size: int = field(default=64 * 1024 * 1024, metadata=_doc("largest frame, bytes"))
+    max_body: int = field(default=64 * 1024 * 1024, metadata=_doc("largest message body, bytes"))
+    max_headers: int = field(default=1000, metadata=_doc("most headers in one frame"))
+    max_header_line: int = field(default=10 * 1024, metadata=_doc("longest header line, bytes"))
+    max_connections: int = field(default=10_000, metadata=_doc("most client connections"))
+    connect_timeout: float = field(
+        default=10.0, metadata=_doc("seconds a new connection has to send CONNECT")
+    )
+    heartbeat_grace: float = field(
+        default=1.5,
+        metadata=_doc("a peer silent for this many negotiated heart-beat intervals is closed"),
+    )
+    min_heartbeat: int = field(
+        default=100, metadata=_doc("shortest heart-beat interval the broker agrees to, ms")
+    )
+
+    def stomp_address(self) -> HostPort:
+        return parse_hostport(self.stomp, setting="stomp")
+
+    def http_address(self) -> HostPort | None:
+        if self.http in ("", "off", "none"):
+            return None
+        return parse_hostport(self.http, setting="http")
+
+    def validate(self) -> Settings:
+        self.stomp_address()
+        self.http_address()
+        for name in ("max_frame_size", "max_body", "max_headers", "max_header_line"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.max_connections < 1:
+            raise ConfigError("max_connections must be at least 1")
+        if self.heartbeat_grace < 1.0:
+            raise ConfigError("heartbeat_grace must be at least 1.0")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"log_level: unknown level {self.log_level!r}")
+        return self
+
+
+def _coerce(name: str, value: Any, target: type[Any]) -> Any:
+    if target is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name}: expected a whole number, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+    if target is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if not isinstance(value, str | int | float):
+        raise ConfigError(f"{name}: expected a string, got {value!r}")
+    return str(value)
+
+
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def _field_types() -> dict[str, type[Any]]:
+    return {
+        f.name: _TYPES[f.type if isinstance(f.type, str) else f.type.__name__]
+        for f in fields(Settings)
+    }
+
+
+def load_settings(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults < TOML file < environment < overrides (flags); validated."""
+    types = _field_types()
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            with path.open("rb") as fh:
+                doc = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        for key, value in doc.items():
+            name = key.replace("-", "_")
+            if name not in types:
+                raise ConfigError(f"config file {path}: unknown setting {key!r}")
+            values[name] = _coerce(name, value, types[name])
+    environ = os.environ if env is None else env
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in types:
+            raise ConfigError(f"environment: unknown setting {key}")
+        values[name] = _coerce(key, value, types[name])
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if name not in types:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, value, types[name])
+    return dataclasses.replace(Settings(), **values).validate()

@@ -1,0 +1,1 @@
+"""Thin asyncio glue between sockets, protocol codecs and the core."""

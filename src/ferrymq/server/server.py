@@ -1,0 +1,106 @@
+"""The broker process: listeners, sessions, start and orderly stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass, field
+
+from ferrymq import __version__
+from ferrymq.config import HostPort, Settings
+from ferrymq.core import Broker
+from ferrymq.protocol.stomp import Limits
+from ferrymq.server.stomp_session import StompSession
+from ferrymq.store import MemoryStore, Store
+
+__all__ = ["BrokerServer", "ServerContext"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerContext:
+    """What every session shares: the broker, settings and the session registry."""
+
+    broker: Broker
+    settings: Settings
+    stomp_limits: Limits
+    sessions: set[StompSession] = field(default_factory=set)
+
+    def session_opened(self, session: StompSession) -> bool:
+        if len(self.sessions) >= self.settings.max_connections:
+            log.warning("refusing %s: max_connections reached", session.peer)
+            return False
+        self.sessions.add(session)
+        return True
+
+    def session_closed(self, session: StompSession) -> None:
+        self.sessions.discard(session)
+
+
+class BrokerServer:
+    """Runs one broker node: `await start()`, then `await stop()`."""
+
+    def __init__(self, settings: Settings, *, store: Store | None = None) -> None:
+        self.settings = settings
+        node = settings.node_name or socket.gethostname()
+        self.node_name = node
+        self.broker = Broker(store or MemoryStore(), node_name=node)
+        self.ctx = ServerContext(
+            broker=self.broker,
+            settings=settings,
+            stomp_limits=Limits(
+                max_frame_size=settings.max_frame_size,
+                max_headers=settings.max_headers,
+                max_header_line=settings.max_header_line,
+                max_body=settings.max_body,
+            ),
+        )
+        self.role = "master"
+        self._stomp_server: asyncio.Server | None = None
+        self._http: object | None = None
+        self.stomp_address: HostPort | None = None
+        self.http_address: HostPort | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self.broker.start()
+        addr = self.settings.stomp_address()
+        self._stomp_server = await loop.create_server(
+            lambda: StompSession(self.ctx), addr.host, addr.port, reuse_address=True, backlog=1024
+        )
+        sock = self._stomp_server.sockets[0].getsockname()
+        self.stomp_address = HostPort(addr.host, sock[1])
+        http_addr = self.settings.http_address()
+        if http_addr is not None:
+            from ferrymq.admin.http import start_http
+
+            self._http, port = await start_http(self, http_addr)
+            self.http_address = HostPort(http_addr.host, port)
+        log.info(
+            "ferrymq %s node=%s role=%s stomp=%s http=%s",
+            __version__,
+            self.node_name,
+            self.role,
+            self.stomp_address,
+            self.http_address or "off",
+        )
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, close every connection, then close the store."""
+        if self._stomp_server is not None:
+            self._stomp_server.close()
+        for session in list(self.ctx.sessions):
+            session.abort()
+        if self._stomp_server is not None:
+            try:
+                await asyncio.wait_for(self._stomp_server.wait_closed(), timeout)
+            except TimeoutError:
+                log.warning("connections did not close within %.0f s", timeout)
+        if self._http is not None:
+            from ferrymq.admin.http import stop_http
+
+            await stop_http(self._http)
+        await self.broker.stop()
+        log.info("ferrymq stopped")
