@@ -82,7 +82,7 @@ def test_cumulative_client_ack(broker: Broker) -> None:
 
 
 def test_unacked_redelivered_to_other_consumer_on_close(broker: Broker) -> None:
-    s1, c1 = connect(broker)
+    _s1, c1 = connect(broker)
     c1.subscribe("s", Q, ack_mode=AckMode.CLIENT_INDIVIDUAL)
     _, p = connect(broker)
     p.send(Q, {}, b"x")
@@ -151,7 +151,7 @@ def test_topic_copies_have_independent_redelivery_state(broker: Broker) -> None:
 
 
 def test_durable_subscription_collects_while_offline(broker: Broker) -> None:
-    sink, c = connect(broker, client_id="app")
+    _sink, c = connect(broker, client_id="app")
     c.subscribe("s", T, durable_name="audit")
     c.close()
     _, p = connect(broker)

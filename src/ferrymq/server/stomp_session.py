@@ -9,10 +9,11 @@ come back through `deliver`, are serialized at once and go out in one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ferrymq import __version__
 from ferrymq.core import AckMode, BrokerError, ClientConnection, Consumer, Message
@@ -21,7 +22,6 @@ from ferrymq.protocol.stomp import (
     HEARTBEAT_BYTES,
     SUPPORTED_VERSIONS,
     Frame,
-    HeartBeat,
     ProtocolViolation,
     StompParser,
     negotiate_version,
@@ -104,16 +104,14 @@ class StompSession(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         if not self.ctx.session_opened(self):
             self._refuse("too many connections")
             return
@@ -313,8 +311,10 @@ class StompSession(asyncio.Protocol):
         def beat() -> None:
             if self._closing:
                 return
-            if not self._wrote_since_beat:
-                self._write(HEARTBEAT_BYTES)
+            # Only when nothing else went out since the last tick; written
+            # directly so that the beat itself does not count as traffic.
+            if not self._wrote_since_beat and self.transport is not None:
+                self.transport.write(HEARTBEAT_BYTES)
             self._wrote_since_beat = False
             self._beat_timer = self._loop.call_later(interval, beat)
 
@@ -416,14 +416,14 @@ class StompSession(asyncio.Protocol):
                 return consumer, message_id
             if "message-id" not in headers:
                 raise _FrameRefused(f"{frame.command} for unknown ack id {ack_id!r}")
-        message_id = headers.get("message-id")
-        if message_id is None:
+        by_message_id = headers.get("message-id")
+        if by_message_id is None:
             required = "id" if self.version == "1.2" else "message-id"
             raise _FrameRefused(f"{frame.command} frame is missing required header '{required}'")
         sub_id = headers.get("subscription")
         if sub_id is not None:
-            return self.conn.consumer(sub_id), message_id
-        return self.conn.consumer_holding(message_id), message_id
+            return self.conn.consumer(sub_id), by_message_id
+        return self.conn.consumer_holding(by_message_id), by_message_id
 
     def _on_ack(self, frame: Frame) -> None:
         assert self.conn is not None

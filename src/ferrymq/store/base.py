@@ -5,14 +5,15 @@ times per event-loop turn, each call being one atomic unit (a transaction's
 sends and acks together). The store batches everything appended since its last
 write into one write and one fsync. `durable()` returns a future that
 completes once everything appended so far is durable, or None when it already
-is (futures complete in append order); a session sends a RECEIPT for a persistent SEND only after it completes.
+is (futures complete in append order); a session sends a RECEIPT for a
+persistent SEND only after it completes.
 Only persistent messages in durable queues are ever appended.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Frame", "HeartBeat", "ProtocolViolation", "Event"]
+__all__ = ["Event", "Frame", "HeartBeat", "ProtocolViolation"]
 
 
 @dataclass(slots=True, kw_only=True)

@@ -1,0 +1,104 @@
+"""`ferrymq serve` as a real process: start-up line, health, config, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import stomp
+
+from ferrymq import __version__
+from ferrymq.testing import BrokerProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_serve_logs_ports_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
+    with BrokerProcess(
+        ["--stomp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", str(tmp_path)]
+    ) as proc:
+        with urllib.request.urlopen(f"http://127.0.0.1:{proc.http_port}/healthz", timeout=5) as r:
+            health = json.load(r)
+        assert health["role"] == "master"
+        assert health["version"] == __version__
+        conn = stomp.Connection12([("127.0.0.1", proc.stomp_port)])
+        conn.connect(wait=True)
+        assert conn.is_connected()
+        conn.disconnect()
+        assert proc.terminate() == 0
+    assert any("ferrymq stopped" in line for line in proc.output)
+
+
+def test_settings_from_toml_file_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "ferrymq.toml"
+    config.write_text('stomp = "127.0.0.1:0"\nhttp = "off"\nnode-name = "from-file"\n')
+    env = dict(os.environ, FERRYMQ_NODE_NAME="from-env")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ferrymq", "serve", "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "node=from-env" in line and "http=off" in line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stomp", "nonsense"], "HOST:PORT"),
+        (["--stomp", "127.0.0.1:99999"], "out of range"),
+        (["--max-body", "0"], "max_body"),
+        (["--config", "/does/not/exist.toml"], "does not exist"),
+        (["--log-level", "loud"], "log_level"),
+    ],
+)
+def test_bad_config_is_a_clear_error(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ferrymq", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ferrymq",
+                "serve",
+                "--stomp",
+                f"127.0.0.1:{port}",
+                "--http",
+                "off",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr
