@@ -13,7 +13,7 @@ from typing import Any
 
 from ferrymq import __version__
 from ferrymq.config import Settings, load_settings
-from ferrymq.errors import ConfigError
+from ferrymq.errors import ConfigError, FerrymqError
 
 __all__ = ["main"]
 
@@ -25,6 +25,15 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     types = {"int": int, "float": float, "str": str}
     for f in fields(Settings):
         type_name = f.type if isinstance(f.type, str) else f.type.__name__
+        if type_name == "bool":
+            parser.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                dest=f.name,
+                action="store_true",
+                default=None,
+                help=str(f.metadata.get("doc", "")),
+            )
+            continue
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
             dest=f.name,
@@ -42,8 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run a broker")
     serve.add_argument("--config", help="TOML settings file (also FERRYMQ_CONFIG)")
     _add_setting_flags(serve)
-    bench = sub.add_parser("bench", help="load-test a STOMP broker", add_help=False)
-    bench.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("bench", help="load-test a STOMP broker (ferrymq bench --help)")
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -92,21 +100,31 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ferrymq: configuration error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, FerrymqError) as exc:
         print(f"ferrymq: cannot start: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # A journal that is corrupt mid-segment, a store that cannot be read:
+        # say what it is in one line rather than a traceback.
+        if type(exc).__name__ in ("JournalCorruption", "JournalError", "StoreUnavailable"):
+            print(f"ferrymq: cannot start: {exc}", file=sys.stderr)
+            return 1
+        raise
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
-    ns = parser.parse_args(argv)
-    if ns.command == "serve":
-        return _cmd_serve(ns)
-    if ns.command == "bench":
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["bench"]:
+        # The bench parses its own options (argparse's REMAINDER would refuse
+        # a first argument that starts with '-').
         from ferrymq.bench import main as bench_main
 
-        return bench_main(ns.args)
+        return bench_main(args[1:])
+    parser = _build_parser()
+    ns = parser.parse_args(args)
+    if ns.command == "serve":
+        return _cmd_serve(ns)
     if ns.command == "version":
         print(f"ferrymq {__version__}")
         return 0

@@ -48,6 +48,16 @@ def parse_hostport(text: str, *, setting: str) -> HostPort:
     return HostPort(host or "0.0.0.0", port)
 
 
+def _check_sync_policy(text: str) -> None:
+    """`always`, `never` or `interval:<ms>` (the journal's fsync policies)."""
+    if text in ("always", "never"):
+        return
+    kind, _, ms = text.partition(":")
+    if kind == "interval" and ms.isdigit() and int(ms) > 0:
+        return
+    raise ConfigError(f"sync: expected always, never or interval:<ms>, got {text!r}")
+
+
 def _doc(text: str) -> dict[str, Any]:
     return {"doc": text}
 
@@ -76,6 +86,19 @@ class Settings:
     min_heartbeat: int = field(
         default=100, metadata=_doc("shortest heart-beat interval the broker agrees to, ms")
     )
+    store: str = field(
+        default="memory", metadata=_doc("journal (DATA/journal) or memory (nothing persists)")
+    )
+    sync: str = field(
+        default="always", metadata=_doc("journal fsync policy: always, interval:<ms> or never")
+    )
+    segment_size: int = field(
+        default=32 * 1024 * 1024, metadata=_doc("journal segment file size, bytes")
+    )
+    recover_skip_corrupt: bool = field(
+        default=False,
+        metadata=_doc("start even if the journal is corrupt mid-segment, skipping the damage"),
+    )
 
     def stomp_address(self) -> HostPort:
         return parse_hostport(self.stomp, setting="stomp")
@@ -95,12 +118,28 @@ class Settings:
             raise ConfigError("max_connections must be at least 1")
         if self.heartbeat_grace < 1.0:
             raise ConfigError("heartbeat_grace must be at least 1.0")
+        if self.store not in ("journal", "memory"):
+            raise ConfigError(f"store: expected journal or memory, got {self.store!r}")
+        if self.segment_size < 64 * 1024:
+            raise ConfigError("segment_size must be at least 65536 bytes")
+        _check_sync_policy(self.sync)
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: unknown level {self.log_level!r}")
         return self
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
 def _coerce(name: str, value: Any, target: type[Any]) -> Any:
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
     if target is int:
         if isinstance(value, bool):
             raise ConfigError(f"{name}: expected a whole number, got {value!r}")
@@ -118,7 +157,7 @@ def _coerce(name: str, value: Any, target: type[Any]) -> Any:
     return str(value)
 
 
-_TYPES = {"int": int, "float": float, "str": str}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def _field_types() -> dict[str, type[Any]]:

@@ -37,7 +37,9 @@ def test_serve_logs_ports_answers_health_and_stops_on_sigterm(tmp_path: Path) ->
 
 def test_settings_from_toml_file_and_environment(tmp_path: Path) -> None:
     config = tmp_path / "ferrymq.toml"
-    config.write_text('stomp = "127.0.0.1:0"\nhttp = "off"\nnode-name = "from-file"\n')
+    config.write_text(
+        'stomp = "127.0.0.1:0"\nhttp = "off"\nnode-name = "from-file"\nstore = "memory"\n'
+    )
     env = dict(os.environ, FERRYMQ_NODE_NAME="from-env")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ferrymq", "serve", "--config", str(config)],
@@ -95,6 +97,8 @@ def test_port_in_use_is_a_clear_error() -> None:
                 f"127.0.0.1:{port}",
                 "--http",
                 "off",
+                "--store",
+                "memory",
             ],
             capture_output=True,
             text=True,

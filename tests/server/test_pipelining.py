@@ -14,7 +14,7 @@ from ferrymq.server.server import BrokerServer
 
 @pytest.fixture
 async def server() -> AsyncIterator[BrokerServer]:
-    srv = BrokerServer(Settings(stomp="127.0.0.1:0", http="off", node_name="t"))
+    srv = BrokerServer(Settings(stomp="127.0.0.1:0", http="off", node_name="t", store="memory"))
     await srv.start()
     yield srv
     await srv.stop()

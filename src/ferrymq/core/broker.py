@@ -169,8 +169,11 @@ class Broker:
                 if msg.persistent:
                     self._records.append(RemoveMessage(queue.name, msg.id))
 
-    def _on_auto_settled(self, queue: Queue, message: Message) -> None:
-        self._records.append(RemoveMessage(queue.name, message.id))
+    def _on_dispatched(self, queue: Queue, message: Message, settled: bool) -> None:
+        if settled:
+            self._records.append(RemoveMessage(queue.name, message.id))
+        else:
+            self.store.delivered(queue.name, message)
 
     def flush_records(self) -> None:
         """Hand what the last operation changed to the store as one atomic unit."""
@@ -182,7 +185,7 @@ class Broker:
 
     def _make_queue(self, name: str, *, durable: bool, topic_pattern: str | None = None) -> Queue:
         return Queue(
-            name, durable=durable, topic_pattern=topic_pattern, on_settled=self._on_auto_settled
+            name, durable=durable, topic_pattern=topic_pattern, on_dispatched=self._on_dispatched
         )
 
     def _queue(self, key: str) -> Queue:

@@ -34,7 +34,7 @@ class Queue:
         "durable",
         "messages",
         "name",
-        "on_settled",
+        "on_dispatched",
         "stats",
         "topic_pattern",
     )
@@ -45,7 +45,7 @@ class Queue:
         *,
         durable: bool,
         topic_pattern: str | None = None,
-        on_settled: Callable[[Queue, Message], None],
+        on_dispatched: Callable[[Queue, Message, bool], None],
     ) -> None:
         self.name = name
         # Durable queues survive a restart and store their persistent messages.
@@ -55,7 +55,9 @@ class Queue:
         self.consumers: list[Consumer] = []
         self.stats = QueueStats()
         self._rr = 0
-        self.on_settled = on_settled
+        # Told of every persistent message handed out from a durable queue,
+        # and whether that also settled it (auto ack): the store's business.
+        self.on_dispatched = on_dispatched
 
     @property
     def depth(self) -> int:
@@ -110,7 +112,8 @@ class Queue:
                 msg = messages.popleft()
                 self.stats.dequeued += 1
                 only.deliver(msg)
-                self._settle_if_auto(only, msg)
+                if msg.persistent and self.durable:
+                    self.on_dispatched(self, msg, only.ack_mode is AckMode.AUTO)
             return
         while messages and consumers:
             consumer = self._next_with_credit()
@@ -119,12 +122,9 @@ class Queue:
             msg = messages.popleft()
             self.stats.dequeued += 1
             consumer.deliver(msg)
-            self._settle_if_auto(consumer, msg)
-
-    def _settle_if_auto(self, consumer: Consumer, msg: Message) -> None:
-        # An auto-ack delivery is settled the moment it is handed out.
-        if consumer.ack_mode is AckMode.AUTO and msg.persistent and self.durable:
-            self.on_settled(self, msg)
+            if msg.persistent and self.durable:
+                # The store's business; an auto-ack delivery is also settled now.
+                self.on_dispatched(self, msg, consumer.ack_mode is AckMode.AUTO)
 
     def _next_with_credit(self) -> Consumer | None:
         consumers = self.consumers

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ferrymq import __version__
 from ferrymq.config import HostPort, Settings
 from ferrymq.core import Broker
+from ferrymq.ha.file_lock import FileLock
 from ferrymq.protocol.stomp import Limits
 from ferrymq.server.stomp_session import StompSession
 from ferrymq.store import MemoryStore, Store
@@ -46,7 +47,10 @@ class BrokerServer:
         self.settings = settings
         node = settings.node_name or socket.gethostname()
         self.node_name = node
-        self.broker = Broker(store or MemoryStore(), node_name=node)
+        self.data_lock: FileLock | None = None
+        if store is None:
+            store = self._make_store(settings)
+        self.broker = Broker(store, node_name=node)
         self.ctx = ServerContext(
             broker=self.broker,
             settings=settings,
@@ -63,9 +67,29 @@ class BrokerServer:
         self.stomp_address: HostPort | None = None
         self.http_address: HostPort | None = None
 
+    def _make_store(self, settings: Settings) -> Store:
+        if settings.store == "memory":
+            return MemoryStore()
+        from ferrymq.store.journal_store import JournalStore
+
+        self.data_lock = FileLock(settings.data)
+        return JournalStore(
+            settings.data,
+            segment_size=settings.segment_size,
+            sync=settings.sync,
+            skip_corrupt=settings.recover_skip_corrupt,
+        )
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        await self.broker.start()
+        if self.data_lock is not None:
+            self.data_lock.acquire_or_fail(self.node_name)
+        try:
+            await self.broker.start()
+        except BaseException:
+            if self.data_lock is not None:
+                self.data_lock.release()
+            raise
         addr = self.settings.stomp_address()
         self._stomp_server = await loop.create_server(
             lambda: StompSession(self.ctx), addr.host, addr.port, reuse_address=True, backlog=1024
@@ -103,4 +127,6 @@ class BrokerServer:
 
             await stop_http(self._http)
         await self.broker.stop()
+        if self.data_lock is not None:
+            self.data_lock.release()
         log.info("ferrymq stopped")

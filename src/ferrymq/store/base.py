@@ -90,6 +90,10 @@ class Store(ABC):
     def durable(self) -> asyncio.Future[None] | None:
         """An awaitable for 'everything appended so far is durable', or None if it is."""
 
+    def delivered(self, queue: str, message: Message) -> None:  # noqa: B027 (optional hook)
+        """A stored message was handed to a consumer (so after a crash it comes
+        back marked redelivered). Called per delivery: must be cheap."""
+
     @abstractmethod
     async def close(self) -> None:
         """Write what is pending and release the store."""

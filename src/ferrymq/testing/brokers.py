@@ -54,7 +54,9 @@ class ThreadedBroker:
     """
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
-        base = settings or Settings(stomp="127.0.0.1:0", http="127.0.0.1:0", node_name="test")
+        base = settings or Settings(
+            stomp="127.0.0.1:0", http="127.0.0.1:0", node_name="test", store="memory"
+        )
         self.settings = dataclasses.replace(base, **overrides).validate()
         self.server: BrokerServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None

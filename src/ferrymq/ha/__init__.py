@@ -1,0 +1,1 @@
+"""Who may serve: locks on the shared store and the node's role."""
