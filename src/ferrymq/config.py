@@ -86,6 +86,10 @@ class Settings:
     min_heartbeat: int = field(
         default=100, metadata=_doc("shortest heart-beat interval the broker agrees to, ms")
     )
+    memory_budget: int = field(
+        default=256 * 1024 * 1024,
+        metadata=_doc("bytes of message bodies held in memory before producers are blocked"),
+    )
     store: str = field(
         default="memory", metadata=_doc("journal (DATA/journal) or memory (nothing persists)")
     )
@@ -114,6 +118,8 @@ class Settings:
         for name in ("max_frame_size", "max_body", "max_headers", "max_header_line"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        if self.memory_budget < 1:
+            raise ConfigError("memory_budget must be at least 1")
         if self.max_connections < 1:
             raise ConfigError("max_connections must be at least 1")
         if self.heartbeat_grace < 1.0:

@@ -331,3 +331,28 @@ def test_temp_topic_does_not_match_topic_wildcards(broker: Broker) -> None:
     temp = broker.temp_destination(p, Destination.parse("/temp-topic/x").kind, "x")
     p.send(temp, {}, b"no")
     assert sink.got == []
+
+
+def test_memory_meter_returns_to_zero_on_every_exit_path(broker: Broker) -> None:
+    sink, c = connect(broker, client_id="m")
+    k = c.subscribe("q", Q, ack_mode=AckMode.CLIENT_INDIVIDUAL)
+    c.subscribe("t", T, ack_mode=AckMode.CLIENT_INDIVIDUAL)
+    c.subscribe("d", Destination.parse("/topic/d"), durable_name="dur")
+    _, p = connect(broker)
+    p.send(Q, {}, b"12345")
+    p.send(T, {}, b"123")
+    p.send(Destination.parse("/topic/d"), {}, b"1")
+    assert broker.memory.used == 8  # the durable subscription auto-acked its byte
+    c.nack(k, sink.got[0][1].id)  # requeued: still held
+    assert broker.memory.used == 8
+    redelivered = [m for sub, m in sink.got if sub == "q"][-1]
+    c.ack(k, redelivered.id)
+    assert broker.memory.used == 3
+    c.close()  # the plain topic subscription goes, its unacked message with it
+    assert broker.memory.used == 0
+    p.send(Destination.parse("/topic/d"), {}, b"22")  # durable, offline: held
+    assert broker.memory.used == 2
+    p.close()
+    _, c2 = connect(broker, client_id="m")
+    c2.subscribe("d", Destination.parse("/topic/d"), durable_name="dur")
+    assert broker.memory.used == 0

@@ -6,12 +6,13 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from ferrymq.core.connection import ClientConnection, DeliverySink
 from ferrymq.core.consumer import Consumer
 from ferrymq.core.destination import Destination, DestinationKind
 from ferrymq.core.errors import InvalidDestination, SubscriptionError
+from ferrymq.core.memory import MemoryMeter
 from ferrymq.core.message import Message
 from ferrymq.core.queue import Queue
 from ferrymq.core.topic import TopicRouter
@@ -41,8 +42,11 @@ def durable_key(client_id: str, name: str) -> str:
 class Broker:
     """Owns every queue and subscription; the sessions' entry point."""
 
-    def __init__(self, store: Store, *, node_name: str = "ferrymq") -> None:
+    def __init__(
+        self, store: Store, *, node_name: str = "ferrymq", memory_budget: int = 256 << 20
+    ) -> None:
         self.store = store
+        self.memory = MemoryMeter(memory_budget)
         self.node_name = node_name
         # Unique across restarts, so recovered ids never clash with new ones.
         nonce = f"{int(time.time() * 1000):x}{os.getpid():x}"
@@ -70,6 +74,7 @@ class Broker:
                 self.queues[spec.name] = queue
             for msg in state.messages.get(spec.name, ()):
                 queue.messages.append(msg)
+                self.memory.used += len(msg.body)
 
     async def stop(self) -> None:
         for conn in list(self.connections.values()):
@@ -97,8 +102,9 @@ class Broker:
             self._temp_owners.pop(name, None)
             queue = self.queues.pop(str(Destination(DestinationKind.TEMP_QUEUE, name)), None)
             if queue is not None:
+                # Others listening on our temp queue just stop getting messages.
+                queue.drop_all()
                 for consumer in list(queue.consumers):
-                    # Others listening on our temp queue just stop getting messages.
                     queue.remove_consumer(consumer)
 
     def temp_destination(
@@ -162,8 +168,9 @@ class Broker:
             self._records.append(AddMessage(queue.name, message))
         queue.enqueue(message)
 
-    def settle(self, queue: Queue, messages: Iterable[Message]) -> None:
+    def settle(self, queue: Queue, messages: Sequence[Message]) -> None:
         """Messages acknowledged by a consumer: gone for good."""
+        queue.settled(messages)
         if queue.durable:
             for msg in messages:
                 if msg.persistent:
@@ -185,7 +192,11 @@ class Broker:
 
     def _make_queue(self, name: str, *, durable: bool, topic_pattern: str | None = None) -> Queue:
         return Queue(
-            name, durable=durable, topic_pattern=topic_pattern, on_dispatched=self._on_dispatched
+            name,
+            durable=durable,
+            topic_pattern=topic_pattern,
+            on_dispatched=self._on_dispatched,
+            meter=self.memory,
         )
 
     def _queue(self, key: str) -> Queue:
@@ -242,7 +253,7 @@ class Broker:
         queue = consumer.queue
         if queue.topic_pattern is not None and not queue.durable:
             # A plain topic subscription dies with its consumer, unacked messages too.
-            consumer.unacked.clear()
+            queue.drop_all()
             queue.remove_consumer(consumer)
             self.router.unbind(queue.topic_pattern, queue)
             return
@@ -265,4 +276,4 @@ class Broker:
         self.router.unbind(queue.topic_pattern, queue)
         del self.durable_subscriptions[queue.name]
         self._records.append(DeleteQueue(queue.name))
-        queue.messages.clear()
+        queue.drop_all()

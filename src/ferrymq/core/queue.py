@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from ferrymq.core.consumer import AckMode, Consumer
+from ferrymq.core.memory import MemoryMeter
 from ferrymq.core.message import Message
 
 __all__ = ["Queue", "QueueStats"]
@@ -33,6 +34,7 @@ class Queue:
         "consumers",
         "durable",
         "messages",
+        "meter",
         "name",
         "on_dispatched",
         "stats",
@@ -46,6 +48,7 @@ class Queue:
         durable: bool,
         topic_pattern: str | None = None,
         on_dispatched: Callable[[Queue, Message, bool], None],
+        meter: MemoryMeter,
     ) -> None:
         self.name = name
         # Durable queues survive a restart and store their persistent messages.
@@ -58,6 +61,8 @@ class Queue:
         # Told of every persistent message handed out from a durable queue,
         # and whether that also settled it (auto ack): the store's business.
         self.on_dispatched = on_dispatched
+        # Counts the bodies this queue holds, queued or in flight.
+        self.meter = meter
 
     @property
     def depth(self) -> int:
@@ -68,6 +73,7 @@ class Queue:
         return sum(len(c.unacked) for c in self.consumers)
 
     def enqueue(self, message: Message) -> None:
+        self.meter.used += len(message.body)
         self.messages.append(message)
         self.stats.enqueued += 1
         if self.consumers:
@@ -112,6 +118,8 @@ class Queue:
                 msg = messages.popleft()
                 self.stats.dequeued += 1
                 only.deliver(msg)
+                if only.ack_mode is AckMode.AUTO:
+                    self.meter.release(len(msg.body))
                 if msg.persistent and self.durable:
                     self.on_dispatched(self, msg, only.ack_mode is AckMode.AUTO)
             return
@@ -122,6 +130,8 @@ class Queue:
             msg = messages.popleft()
             self.stats.dequeued += 1
             consumer.deliver(msg)
+            if consumer.ack_mode is AckMode.AUTO:
+                self.meter.release(len(msg.body))
             if msg.persistent and self.durable:
                 # The store's business; an auto-ack delivery is also settled now.
                 self.on_dispatched(self, msg, consumer.ack_mode is AckMode.AUTO)
@@ -137,10 +147,23 @@ class Queue:
                 return consumer
         return None
 
+    def settled(self, messages: Iterable[Message]) -> None:
+        """Acknowledged messages leave the broker."""
+        self.meter.release(sum(len(m.body) for m in messages))
+
     def purge(self) -> int:
+        """Drop every queued (not in-flight) message; returns how many."""
         n = len(self.messages)
+        self.meter.release(sum(len(m.body) for m in self.messages))
         self.messages.clear()
         return n
+
+    def drop_all(self) -> None:
+        """The queue is going away: forget its messages, in flight ones too."""
+        self.purge()
+        for consumer in self.consumers:
+            self.settled(consumer.unacked.values())
+            consumer.unacked.clear()
 
     def __repr__(self) -> str:
         return f"<Queue {self.name} depth={self.depth} consumers={len(self.consumers)}>"

@@ -28,6 +28,10 @@ class ServerContext:
     settings: Settings
     stomp_limits: Limits
     sessions: set[StompSession] = field(default_factory=set)
+    blocked_producers: set[StompSession] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.broker.memory.on_relief = self.resume_producers
 
     def session_opened(self, session: StompSession) -> bool:
         if len(self.sessions) >= self.settings.max_connections:
@@ -38,6 +42,22 @@ class ServerContext:
 
     def session_closed(self, session: StompSession) -> None:
         self.sessions.discard(session)
+        self.blocked_producers.discard(session)
+
+    def block_producer(self, session: StompSession) -> None:
+        if not self.blocked_producers:
+            log.warning(
+                "memory budget of %d bytes reached: blocking producers until consumers catch up",
+                self.broker.memory.limit,
+            )
+        self.blocked_producers.add(session)
+        self.broker.memory.blocked = True
+
+    def resume_producers(self) -> None:
+        sessions, self.blocked_producers = self.blocked_producers, set()
+        log.info("memory back under budget: resuming %d producers", len(sessions))
+        for session in sessions:
+            session.unblock_producer()
 
 
 class BrokerServer:
@@ -50,7 +70,7 @@ class BrokerServer:
         self.data_lock: FileLock | None = None
         if store is None:
             store = self._make_store(settings)
-        self.broker = Broker(store, node_name=node)
+        self.broker = Broker(store, node_name=node, memory_budget=settings.memory_budget)
         self.ctx = ServerContext(
             broker=self.broker,
             settings=settings,

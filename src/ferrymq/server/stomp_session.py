@@ -82,6 +82,7 @@ class StompSession(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._closing = False
+        self._reading_paused = False  # blocked as a producer over the memory budget
         self._last_read = self._loop.time()
         self._wrote_since_beat = False
         # At most one pending timer each: CONNECT deadline, outgoing beat, read check.
@@ -327,6 +328,8 @@ class StompSession(asyncio.Protocol):
             if self._closing:
                 return
             silent = self._loop.time() - self._last_read
+            if self._reading_paused:
+                silent = 0.0  # we are not reading: the peer's beats wait in the socket
             if silent > limit:
                 log.info("closing %s: no heart-beat for %.1f s", self.peer, silent)
                 self.abort()
@@ -351,6 +354,22 @@ class StompSession(asyncio.Protocol):
             transaction=headers.get("transaction"),
         )
         self._receipt(frame)
+        if self.ctx.broker.memory.over and not self._reading_paused:
+            self._block_producer()
+
+    def _block_producer(self) -> None:
+        """Over the memory budget: stop reading this producer (TCP backpressure)
+        until consumers bring use back down."""
+        assert self.transport is not None
+        self._reading_paused = True
+        self.transport.pause_reading()
+        self.ctx.block_producer(self)
+
+    def unblock_producer(self) -> None:
+        if self._reading_paused and self.transport is not None and not self._closing:
+            self._reading_paused = False
+            self._last_read = self._loop.time()  # we, not the peer, were silent
+            self.transport.resume_reading()
 
     def _on_subscribe(self, frame: Frame) -> None:
         assert self.conn is not None and self.names is not None

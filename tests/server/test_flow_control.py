@@ -1,0 +1,53 @@
+"""Producer flow control: over the memory budget the broker stops reading
+producers instead of growing, and lets them go once consumers catch up."""
+
+from __future__ import annotations
+
+import threading
+
+from ferrymq.testing import ThreadedBroker, eventually
+from ferrymq.testing.wire import WireClient
+
+BUDGET = 200_000
+COUNT = 3000
+BODY = b"x" * 1024
+
+
+def test_producer_blocked_over_budget_then_resumed() -> None:
+    with ThreadedBroker(memory_budget=BUDGET) as b:
+        assert b.server is not None
+        core = b.server.broker
+        producer = WireClient(b.stomp_port, timeout=30)
+        producer.connect()
+        done = threading.Event()
+
+        def produce() -> None:
+            for start in range(0, COUNT, 100):
+                producer.send_many(
+                    [("SEND", BODY, {"destination": "/queue/flow"}) for _ in range(100)]
+                )
+            producer.send("SEND", b"", destination="/queue/other", receipt="last")
+            assert producer.frame().headers["receipt-id"] == "last"
+            done.set()
+
+        thread = threading.Thread(target=produce)
+        thread.start()
+        eventually(lambda: b.call(lambda: bool(b.server and b.server.ctx.blocked_producers)))
+        held = b.call(lambda: core.memory.used)
+        # One socket read (at most 256 KiB) may land past the budget, never more.
+        assert BUDGET <= held <= BUDGET + 300_000
+        assert not done.is_set()
+
+        consumer = WireClient(b.stomp_port, timeout=10)
+        consumer.connect()
+        consumer.send("SUBSCRIBE", destination="/queue/flow", id="s", ack="auto")
+        got = 0
+        while got < COUNT:
+            frame = consumer.frame()
+            assert frame.command == "MESSAGE" and frame.body == BODY
+            got += 1
+        thread.join(30)
+        assert done.is_set()
+        assert b.call(lambda: core.memory.used) == 0
+        producer.close()
+        consumer.close()
