@@ -22,9 +22,9 @@ def test_producer_blocked_over_budget_then_resumed() -> None:
         done = threading.Event()
 
         def produce() -> None:
-            for start in range(0, COUNT, 100):
+            for _ in range(COUNT // 100):
                 producer.send_many(
-                    [("SEND", BODY, {"destination": "/queue/flow"}) for _ in range(100)]
+                    [("SEND", BODY, {"destination": "/queue/flow"})] * 100
                 )
             producer.send("SEND", b"", destination="/queue/other", receipt="last")
             assert producer.frame().headers["receipt-id"] == "last"
