@@ -91,7 +91,7 @@ class Settings:
         metadata=_doc("bytes of message bodies held in memory before producers are blocked"),
     )
     store: str = field(
-        default="memory", metadata=_doc("journal (DATA/journal) or memory (nothing persists)")
+        default="journal", metadata=_doc("journal (DATA/journal) or memory (nothing persists)")
     )
     sync: str = field(
         default="always", metadata=_doc("journal fsync policy: always, interval:<ms> or never")

@@ -1,0 +1,162 @@
+"""Binary encoding of what the broker stores: queues, messages, markers.
+
+Each journal ADD entry's payload starts with a one-byte tag; the rest is a
+fixed struct header and length-prefixed UTF-8 strings, then the body last so
+that it is sliced, not copied, on decode. Layout (all little-endian):
+
+    queue:     b"Q" | name | pattern-flag u8 | pattern (if flag)
+    message:   b"M" | queue | id | flags u8 | timestamp i64 | delivery_count u32
+                    | header count u16 | (name | value)* | body (rest)
+    delivered: b"D" | queue | highest delivered message key u64
+    meta:      b"B" | JSON text
+
+where each string is u16 length + UTF-8 bytes (u32 for header values).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from ferrymq.core.destination import Destination
+from ferrymq.core.message import Message
+from ferrymq.store.base import QueueSpec
+
+__all__ = [
+    "CodecError",
+    "DeliveredMark",
+    "decode",
+    "encode_delivered",
+    "encode_message",
+    "encode_meta",
+    "encode_queue",
+]
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_MSG_FIXED = struct.Struct("<BqIH")  # flags, timestamp, delivery_count, header count
+_U64 = struct.Struct("<Q")
+_PERSISTENT = 1
+
+
+class CodecError(ValueError):
+    """A stored payload that does not decode: the journal held bad data."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredMark:
+    queue: str
+    key: int
+
+
+def _s16(text: str) -> bytes:
+    raw = text.encode()
+    return _U16.pack(len(raw)) + raw
+
+
+def _s32(text: str) -> bytes:
+    raw = text.encode()
+    return _U32.pack(len(raw)) + raw
+
+
+def encode_queue(spec: QueueSpec) -> bytes:
+    if spec.topic_pattern is None:
+        return b"Q" + _s16(spec.name) + b"\0"
+    return b"Q" + _s16(spec.name) + b"\1" + _s16(spec.topic_pattern)
+
+
+def encode_message(queue: str, message: Message) -> bytes:
+    parts = [b"M", _s16(queue), _s16(message.id), _s16(str(message.destination))]
+    headers = message.headers
+    parts.append(
+        _MSG_FIXED.pack(
+            _PERSISTENT if message.persistent else 0,
+            message.timestamp,
+            message.delivery_count,
+            len(headers),
+        )
+    )
+    for name, value in headers.items():
+        parts.append(_s16(name))
+        parts.append(_s32(value))
+    parts.append(message.body)
+    return b"".join(parts)
+
+
+def encode_delivered(queue: str, key: int) -> bytes:
+    return b"D" + _s16(queue) + _U64.pack(key)
+
+
+def encode_meta(meta: dict[str, Any]) -> bytes:
+    return b"B" + json.dumps(meta, sort_keys=True).encode()
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data = data
+        self.pos = pos
+
+    def s16(self) -> str:
+        (n,) = _U16.unpack_from(self.data, self.pos)
+        start = self.pos + 2
+        self.pos = start + n
+        return self.data[start : self.pos].decode()
+
+    def s32(self) -> str:
+        (n,) = _U32.unpack_from(self.data, self.pos)
+        start = self.pos + 4
+        self.pos = start + n
+        return self.data[start : self.pos].decode()
+
+
+def decode(payload: bytes) -> QueueSpec | tuple[str, Message] | DeliveredMark | dict[str, Any]:
+    """Decode one stored payload; raises CodecError naming what is wrong."""
+    try:
+        return _decode(payload)
+    except (struct.error, UnicodeDecodeError, ValueError, IndexError) as exc:
+        raise CodecError(f"undecodable stored record ({payload[:1]!r}...): {exc}") from None
+
+
+def _decode(payload: bytes) -> QueueSpec | tuple[str, Message] | DeliveredMark | dict[str, Any]:
+    tag = payload[:1]
+    r = _Reader(payload, 1)
+    if tag == b"M":
+        queue = r.s16()
+        message_id = r.s16()
+        destination = Destination.parse(r.s16())
+        flags, timestamp, delivery_count, n_headers = _MSG_FIXED.unpack_from(payload, r.pos)
+        r.pos += _MSG_FIXED.size
+        headers = {}
+        for _ in range(n_headers):
+            name = r.s16()
+            headers[name] = r.s32()
+        body = payload[r.pos :]
+        message = Message(
+            message_id,
+            destination,
+            headers,
+            body,
+            persistent=bool(flags & _PERSISTENT),
+            timestamp=timestamp,
+            delivery_count=delivery_count,
+        )
+        return queue, message
+    if tag == b"Q":
+        name = r.s16()
+        has_pattern = payload[r.pos]
+        r.pos += 1
+        return QueueSpec(name, r.s16() if has_pattern else None)
+    if tag == b"D":
+        queue = r.s16()
+        (key,) = _U64.unpack_from(payload, r.pos)
+        return DeliveredMark(queue, key)
+    if tag == b"B":
+        meta = json.loads(payload[1:])
+        if not isinstance(meta, dict):
+            raise ValueError("metadata is not an object")
+        return meta
+    raise ValueError(f"unknown record tag {tag!r}")

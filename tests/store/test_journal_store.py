@@ -1,0 +1,118 @@
+"""The broker over the journal: what survives a restart, and what does not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ferrymq.core import AckMode, Broker, Consumer, Destination, Message
+from ferrymq.store.journal_store import JournalStore
+
+Q = Destination.parse("/queue/orders")
+T = Destination.parse("/topic/events")
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.got: list[Message] = []
+
+    def deliver(self, consumer: Consumer, message: Message) -> None:
+        self.got.append(message)
+
+
+async def open_broker(path: Path) -> Broker:
+    broker = Broker(JournalStore(path, segment_size=1 << 20), node_name="t")
+    await broker.start()
+    return broker
+
+
+async def test_persistent_messages_survive_restart_in_order(tmp_path: Path) -> None:
+    broker = await open_broker(tmp_path)
+    p = broker.connect(Sink())
+    for i in range(5):
+        p.send(Q, {"n": str(i)}, b"p%d" % i, persistent=True)
+        p.send(Q, {}, b"volatile")
+    await broker.stop()
+
+    broker = await open_broker(tmp_path)
+    sink = Sink()
+    broker.connect(sink).subscribe("s", Q)
+    assert [m.body for m in sink.got] == [b"p0", b"p1", b"p2", b"p3", b"p4"]
+    assert [m.headers["n"] for m in sink.got] == ["0", "1", "2", "3", "4"]
+    assert not any(m.redelivered for m in sink.got)
+    await broker.stop()
+
+
+async def test_acked_messages_stay_gone_and_unacked_come_back_redelivered(
+    tmp_path: Path,
+) -> None:
+    broker = await open_broker(tmp_path)
+    sink = Sink()
+    c = broker.connect(sink)
+    consumer = c.subscribe("s", Q, ack_mode=AckMode.CLIENT_INDIVIDUAL)
+    p = broker.connect(Sink())
+    for i in range(3):
+        p.send(Q, {}, b"%d" % i, persistent=True)
+    c.ack(consumer, sink.got[0].id)
+    await broker.stop()
+
+    broker = await open_broker(tmp_path)
+    sink = Sink()
+    broker.connect(sink).subscribe("s", Q)
+    assert [(m.body, m.redelivered) for m in sink.got] == [(b"1", True), (b"2", True)]
+    await broker.stop()
+
+    broker = await open_broker(tmp_path)  # auto-acked on the last run: all gone
+    sink = Sink()
+    broker.connect(sink).subscribe("s", Q)
+    assert sink.got == []
+    await broker.stop()
+
+
+async def test_durable_subscription_survives_restart(tmp_path: Path) -> None:
+    broker = await open_broker(tmp_path)
+    sub = broker.connect(Sink(), client_id="app")
+    sub.subscribe("s", T, durable_name="audit")
+    sub.close()
+    broker.connect(Sink()).send(T, {}, b"kept", persistent=True)
+    await broker.stop()
+
+    broker = await open_broker(tmp_path)
+    assert list(broker.durable_subscriptions) == ["/subscription/app:audit"]
+    sink = Sink()
+    c = broker.connect(sink, client_id="app")
+    c.subscribe("s", T, durable_name="audit")
+    assert [m.body for m in sink.got] == [b"kept"]
+    c.unsubscribe("s", remove_durable=True)
+    await broker.stop()
+
+    broker = await open_broker(tmp_path)
+    assert broker.durable_subscriptions == {}
+    await broker.stop()
+
+
+async def test_only_committed_transactions_survive(tmp_path: Path) -> None:
+    broker = await open_broker(tmp_path)
+    p = broker.connect(Sink())
+    p.begin("t1")
+    p.send(Q, {}, b"committed", persistent=True, transaction="t1")
+    p.commit("t1")
+    p.begin("t2")
+    p.send(Q, {}, b"open", persistent=True, transaction="t2")
+    await broker.stop()
+
+    broker = await open_broker(tmp_path)
+    sink = Sink()
+    broker.connect(sink).subscribe("s", Q)
+    assert [m.body for m in sink.got] == [b"committed"]
+    await broker.stop()
+
+
+async def test_receipt_future_completes_after_fsync(tmp_path: Path) -> None:
+    broker = await open_broker(tmp_path)
+    p = broker.connect(Sink())
+    p.send(Q, {}, b"x", persistent=True)
+    pending = broker.store.durable()
+    assert pending is not None and not pending.done()
+    await pending
+    assert broker.store.durable() is None
+    await broker.stop()
