@@ -82,6 +82,9 @@ async def _serve(settings: Settings) -> None:
 def _cmd_serve(ns: argparse.Namespace) -> int:
     import os
 
+    from ferrymq.store.journal import JournalCorruption, JournalError
+    from ferrymq.store.journal_store import StoreUnavailable
+
     overrides: dict[str, Any] = {f.name: getattr(ns, f.name) for f in fields(Settings)}
     config_file = ns.config or os.environ.get("FERRYMQ_CONFIG")
     try:
@@ -100,16 +103,10 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ferrymq: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (OSError, FerrymqError) as exc:
+    except (OSError, FerrymqError, JournalCorruption, JournalError, StoreUnavailable) as exc:
+        # A port in use, a locked or corrupt data directory: one clear line.
         print(f"ferrymq: cannot start: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        # A journal that is corrupt mid-segment, a store that cannot be read:
-        # say what it is in one line rather than a traceback.
-        if type(exc).__name__ in ("JournalCorruption", "JournalError", "StoreUnavailable"):
-            print(f"ferrymq: cannot start: {exc}", file=sys.stderr)
-            return 1
-        raise
     return 0
 
 

@@ -106,3 +106,58 @@ def test_port_in_use_is_a_clear_error() -> None:
         )
     assert result.returncode == 1
     assert "cannot start" in result.stderr
+
+
+def test_second_broker_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
+    with BrokerProcess(["--stomp", "127.0.0.1:0", "--http", "off", "--data", str(tmp_path)]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ferrymq", "serve", "--stomp", "127.0.0.1:0"]
+            + ["--http", "off", "--data", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert "in use by another broker" in result.stderr
+
+
+def test_corrupt_journal_refuses_to_start_unless_told_to_skip(tmp_path: Path) -> None:
+    args = ["--stomp", "127.0.0.1:0", "--http", "off", "--data", str(tmp_path)]
+    with BrokerProcess(args) as proc:
+        conn = stomp.Connection12([("127.0.0.1", proc.stomp_port)])
+        conn.connect(wait=True)
+        for i in range(20):
+            conn.send("/queue/c", f"message-{i}", headers={"persistent": "true"})
+        conn.disconnect(receipt="done")  # the DISCONNECT receipt waits for the fsync
+        proc.terminate()
+    segment = sorted((tmp_path / "journal").glob("*.seg"))[0]
+    data = bytearray(segment.read_bytes())
+    middle = data.index(b"message-3")
+    data[middle] ^= 0xFF  # damage a record in the middle, with good ones after it
+    segment.write_bytes(bytes(data))
+    refused = subprocess.run(
+        [sys.executable, "-m", "ferrymq", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 1
+    assert segment.name in refused.stderr
+    with BrokerProcess([*args, "--recover-skip-corrupt"]) as proc:
+        assert any("skipped corrupt" in line for line in proc.output)
+        conn = stomp.Connection12([("127.0.0.1", proc.stomp_port)])
+        got: list[str] = []
+
+        class Collect(stomp.ConnectionListener):  # type: ignore[misc]
+            def on_message(self, frame: stomp.utils.Frame) -> None:
+                got.append(frame.body)
+
+        conn.set_listener("c", Collect())
+        conn.connect(wait=True)
+        conn.subscribe("/queue/c", id="s", ack="auto")
+        from ferrymq.testing import eventually
+
+        eventually(lambda: len(got) >= 19)
+        conn.disconnect()
+    assert "message-3" not in got
+    assert "message-19" in got and "message-4" in got
