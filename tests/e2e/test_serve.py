@@ -109,10 +109,10 @@ def test_port_in_use_is_a_clear_error() -> None:
 
 
 def test_second_broker_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
-    with BrokerProcess(["--stomp", "127.0.0.1:0", "--http", "off", "--data", str(tmp_path)]):
+    args = ["--stomp", "127.0.0.1:0", "--http", "off", "--data", str(tmp_path)]
+    with BrokerProcess(args):
         result = subprocess.run(
-            [sys.executable, "-m", "ferrymq", "serve", "--stomp", "127.0.0.1:0"]
-            + ["--http", "off", "--data", str(tmp_path)],
+            [sys.executable, "-m", "ferrymq", "serve", *args],
             capture_output=True,
             text=True,
             timeout=30,
