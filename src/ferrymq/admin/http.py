@@ -34,6 +34,8 @@ async def _healthz(request: web.Request) -> web.Response:
         "node": server.node_name,
         "uptime_s": round(time.time() - server.broker.started_at, 3),
         "connections": len(server.ctx.sessions),
+        "memory": {"used": server.broker.memory.used, "budget": server.broker.memory.limit},
+        "store": server.broker.store.statistics(),
     }
     return web.json_response(body)
 

@@ -94,6 +94,10 @@ class Store(ABC):
         """A stored message was handed to a consumer (so after a crash it comes
         back marked redelivered). Called per delivery: must be cheap."""
 
+    def statistics(self) -> dict[str, int]:
+        """Counters for monitoring (segments, bytes, fsyncs, ...); empty if none."""
+        return {}
+
     @abstractmethod
     async def close(self) -> None:
         """Write what is pending and release the store."""

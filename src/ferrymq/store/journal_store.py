@@ -13,6 +13,7 @@ crash the messages that may have been delivered come back `redelivered`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -217,6 +218,9 @@ class JournalStore(Store):
                 self.journal.append(entries)
             except JournalError:
                 log.warning("journal unavailable; delivered marks not written")
+
+    def statistics(self) -> dict[str, int]:
+        return dataclasses.asdict(self.journal.stats())
 
     def durable(self) -> asyncio.Future[None] | None:
         return self.journal.durable()
