@@ -23,9 +23,7 @@ def test_producer_blocked_over_budget_then_resumed() -> None:
 
         def produce() -> None:
             for _ in range(COUNT // 100):
-                producer.send_many(
-                    [("SEND", BODY, {"destination": "/queue/flow"})] * 100
-                )
+                producer.send_many([("SEND", BODY, {"destination": "/queue/flow"})] * 100)
             producer.send("SEND", b"", destination="/queue/other", receipt="last")
             assert producer.frame().headers["receipt-id"] == "last"
             done.set()
