@@ -215,10 +215,7 @@ class StompSession(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop the connection now (server shutdown or heart-beat timeout)."""
-        self._closing = True
-        self._flush()
-        if self.transport is not None:
-            self.transport.close()
+        self._close_after_flush()
 
     def _connect_timed_out(self) -> None:
         if self.conn is None and not self._closing:
