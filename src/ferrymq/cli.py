@@ -14,6 +14,7 @@ from typing import Any
 from ferrymq import __version__
 from ferrymq.config import Settings, load_settings
 from ferrymq.errors import ConfigError, FerrymqError
+from ferrymq.server.malloc import tune_malloc
 
 __all__ = ["main"]
 
@@ -96,6 +97,7 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    tune_malloc()
     loop_name = _install_uvloop()
     log.debug("event loop: %s", loop_name)
     try:

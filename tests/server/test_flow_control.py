@@ -4,6 +4,7 @@ producers instead of growing, and lets them go once consumers catch up."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from ferrymq.testing import ThreadedBroker, eventually
 from ferrymq.testing.wire import WireClient
@@ -47,5 +48,41 @@ def test_producer_blocked_over_budget_then_resumed() -> None:
         thread.join(30)
         assert done.is_set()
         assert b.call(lambda: core.memory.used) == 0
+        producer.close()
+        consumer.close()
+
+
+def test_persistent_producer_is_paged_not_blocked(tmp_path: Path) -> None:
+    """Persistent messages beyond the budget go to the journal only: the
+    producer keeps going, memory stays near the budget, nothing is lost."""
+    count = 2000
+    with ThreadedBroker(memory_budget=BUDGET, store="journal", data=str(tmp_path)) as b:
+        assert b.server is not None
+        core = b.server.broker
+        producer = WireClient(b.stomp_port, timeout=30)
+        producer.connect()
+        for start in range(0, count, 100):
+            producer.send_many(
+                [
+                    (
+                        "SEND",
+                        BODY,
+                        {"destination": "/queue/paged", "persistent": "true", "n": str(i)},
+                    )
+                    for i in range(start, start + 100)
+                ]
+            )
+        producer.send("SEND", b"", destination="/queue/other", receipt="last")
+        assert producer.frame().headers["receipt-id"] == "last"
+        assert not b.call(lambda: bool(b.server and b.server.ctx.blocked_producers))
+        assert b.call(lambda: core.memory.used) <= BUDGET + 300_000
+
+        consumer = WireClient(b.stomp_port, timeout=10)
+        consumer.connect()
+        consumer.send("SUBSCRIBE", destination="/queue/paged", id="s", ack="auto")
+        for i in range(count):
+            frame = consumer.frame()
+            assert frame.command == "MESSAGE" and frame.body == BODY
+            assert frame.headers["n"] == str(i)
         producer.close()
         consumer.close()

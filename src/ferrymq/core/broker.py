@@ -60,6 +60,9 @@ class Broker:
         self._client_ids: dict[str, ClientConnection] = {}
         self._temp_owners: dict[str, ClientConnection] = {}
         self._records: list[Record] = []
+        # Queues that took stored messages while over the memory budget, and
+        # how many: paged out once the store has given them keys (at flush).
+        self._to_page_out: dict[Queue, int] = {}
         self.started_at = time.time()
 
     async def start(self) -> None:
@@ -72,9 +75,10 @@ class Broker:
                 self.router.bind(spec.topic_pattern, queue)
             else:
                 self.queues[spec.name] = queue
-            for msg in state.messages.get(spec.name, ()):
-                queue.messages.append(msg)
-                self.memory.used += len(msg.body)
+            recovered = state.messages.pop(spec.name, ())
+            queue.messages.extend(recovered)
+            self.memory.used += sum(len(m.body) for m in recovered if not isinstance(m, int))
+            del recovered
 
     async def stop(self) -> None:
         for conn in list(self.connections.values()):
@@ -166,6 +170,9 @@ class Broker:
     def _enqueue(self, queue: Queue, message: Message) -> None:
         if message.persistent and queue.durable:
             self._records.append(AddMessage(queue.name, message))
+            memory = self.memory
+            if memory.used + len(message.body) >= memory.limit and self.store.pages:
+                self._to_page_out[queue] = self._to_page_out.get(queue, 0) + 1
         queue.enqueue(message)
 
     def settle(self, queue: Queue, messages: Sequence[Message]) -> None:
@@ -174,11 +181,11 @@ class Broker:
         if queue.durable:
             for msg in messages:
                 if msg.persistent:
-                    self._records.append(RemoveMessage(queue.name, msg.id))
+                    self._records.append(RemoveMessage(queue.name, msg))
 
     def _on_dispatched(self, queue: Queue, message: Message, settled: bool) -> None:
         if settled:
-            self._records.append(RemoveMessage(queue.name, message.id))
+            self._records.append(RemoveMessage(queue.name, message))
         else:
             self.store.delivered(queue.name, message)
 
@@ -186,7 +193,13 @@ class Broker:
         """Hand what the last operation changed to the store as one atomic unit."""
         if self._records:
             records, self._records = self._records, []
+            to_page_out, self._to_page_out = self._to_page_out, {}
             self.store.append(records)
+            for queue, n in to_page_out.items():
+                queue.page_out(n)
+
+    def _load(self, queue: Queue, key: int) -> Message:
+        return self.store.load(queue.name, key)
 
     # -- queues and subscriptions -----------------------------------------------
 
@@ -197,6 +210,7 @@ class Broker:
             topic_pattern=topic_pattern,
             on_dispatched=self._on_dispatched,
             meter=self.memory,
+            loader=self._load if durable and self.store.pages else None,
         )
 
     def _queue(self, key: str) -> Queue:
@@ -275,5 +289,7 @@ class Broker:
         assert queue.topic_pattern is not None
         self.router.unbind(queue.topic_pattern, queue)
         del self.durable_subscriptions[queue.name]
+        for msg in queue.drop_all():
+            if isinstance(msg, int) or msg.persistent:
+                self._records.append(RemoveMessage(queue.name, msg))
         self._records.append(DeleteQueue(queue.name))
-        queue.drop_all()

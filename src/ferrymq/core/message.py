@@ -14,7 +14,7 @@ class Message:
     as `receipt` or `content-length` are not kept). A topic fans a message
     out as shallow copies (`copy`), one per subscription, so that the
     per-queue state (`delivery_count`, `redelivered`) is never shared while
-    the headers and body are.
+    the headers and body are. Each copy is stored under its own `store_key`.
     """
 
     __slots__ = (
@@ -24,6 +24,7 @@ class Message:
         "headers",
         "id",
         "persistent",
+        "store_key",
         "timestamp",
     )
 
@@ -46,6 +47,9 @@ class Message:
         self.timestamp = timestamp
         # Number of times handed to a consumer before this delivery.
         self.delivery_count = delivery_count
+        # The store's handle for this copy once stored (0: not stored). A queue
+        # over the memory budget keeps only this and reads the rest back later.
+        self.store_key = 0
 
     @property
     def redelivered(self) -> bool:

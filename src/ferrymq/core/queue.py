@@ -3,10 +3,16 @@
 Also serves as the private queue behind each topic subscription (durable or
 not): a topic copies each message into the queue of every subscription that
 matches, and from there dispatch is the same as for a queue.
+
+Paging: over the memory budget, a stored message waiting in the queue is
+replaced by its store key (an int) in place, so order is kept for free, and
+`loader` reads it back when it reaches a consumer (like RabbitMQ's lazy
+queues or ActiveMQ's store cursor, but per message).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -14,7 +20,12 @@ from ferrymq.core.consumer import AckMode, Consumer
 from ferrymq.core.memory import MemoryMeter
 from ferrymq.core.message import Message
 
-__all__ = ["Queue", "QueueStats"]
+__all__ = ["Loader", "Queue", "QueueStats"]
+
+log = logging.getLogger(__name__)
+
+# Reads a paged-out message back from the store, by its store key.
+Loader = Callable[["Queue", int], Message]
 
 
 class QueueStats:
@@ -33,6 +44,7 @@ class Queue:
         "_rr",
         "consumers",
         "durable",
+        "loader",
         "messages",
         "meter",
         "name",
@@ -49,12 +61,14 @@ class Queue:
         topic_pattern: str | None = None,
         on_dispatched: Callable[[Queue, Message, bool], None],
         meter: MemoryMeter,
+        loader: Loader | None = None,
     ) -> None:
         self.name = name
         # Durable queues survive a restart and store their persistent messages.
         self.durable = durable
         self.topic_pattern = topic_pattern
-        self.messages: deque[Message] = deque()
+        # A Message, or the store key of one that is paged out.
+        self.messages: deque[Message | int] = deque()
         self.consumers: list[Consumer] = []
         self.stats = QueueStats()
         self._rr = 0
@@ -63,6 +77,7 @@ class Queue:
         self.on_dispatched = on_dispatched
         # Counts the bodies this queue holds, queued or in flight.
         self.meter = meter
+        self.loader = loader
 
     @property
     def depth(self) -> int:
@@ -115,7 +130,13 @@ class Queue:
             # The common case, without the round-robin bookkeeping.
             only = consumers[0]
             while messages and only.has_credit:
-                msg = messages.popleft()
+                item = messages.popleft()
+                if isinstance(item, int):
+                    msg = self._page_in(item)
+                    if msg is None:
+                        return
+                else:
+                    msg = item
                 self.stats.dequeued += 1
                 only.deliver(msg)
                 if only.ack_mode is AckMode.AUTO:
@@ -127,7 +148,13 @@ class Queue:
             consumer = self._next_with_credit()
             if consumer is None:
                 return
-            msg = messages.popleft()
+            item = messages.popleft()
+            if isinstance(item, int):
+                msg = self._page_in(item)
+                if msg is None:
+                    return
+            else:
+                msg = item
             self.stats.dequeued += 1
             consumer.deliver(msg)
             if consumer.ack_mode is AckMode.AUTO:
@@ -135,6 +162,36 @@ class Queue:
             if msg.persistent and self.durable:
                 # The store's business; an auto-ack delivery is also settled now.
                 self.on_dispatched(self, msg, consumer.ack_mode is AckMode.AUTO)
+
+    def _page_in(self, key: int) -> Message | None:
+        assert self.loader is not None, "a paged-out message in a queue without a loader"
+        try:
+            msg = self.loader(self, key)
+        except Exception:
+            # The store is failing; it reports that to producers. Keep the
+            # message where it was rather than lose it.
+            log.exception("%s: cannot read paged-out message %d back", self.name, key)
+            self.messages.appendleft(key)
+            return None
+        self.meter.used += len(msg.body)
+        return msg
+
+    def page_out(self, newest: int) -> None:
+        """Replace up to ``newest`` messages at the tail with their store keys.
+
+        Only stored messages never delivered (whose stored state is their
+        whole state) go; the others stay in memory.
+        """
+        messages = self.messages
+        released = 0
+        for i in range(1, min(newest, len(messages)) + 1):
+            msg = messages[-i]
+            if isinstance(msg, int) or not msg.store_key or msg.delivery_count:
+                continue
+            messages[-i] = msg.store_key
+            released += len(msg.body)
+        if released:
+            self.meter.release(released)
 
     def _next_with_credit(self) -> Consumer | None:
         consumers = self.consumers
@@ -151,19 +208,22 @@ class Queue:
         """Acknowledged messages leave the broker."""
         self.meter.release(sum(len(m.body) for m in messages))
 
-    def purge(self) -> int:
-        """Drop every queued (not in-flight) message; returns how many."""
-        n = len(self.messages)
-        self.meter.release(sum(len(m.body) for m in self.messages))
+    def purge(self) -> list[Message | int]:
+        """Drop every queued (not in-flight) message; returns them."""
+        dropped = list(self.messages)
         self.messages.clear()
-        return n
+        self.meter.release(sum(len(m.body) for m in dropped if not isinstance(m, int)))
+        return dropped
 
-    def drop_all(self) -> None:
-        """The queue is going away: forget its messages, in flight ones too."""
-        self.purge()
+    def drop_all(self) -> list[Message | int]:
+        """The queue is going away: forget its messages, in flight ones too;
+        returns them."""
+        dropped = self.purge()
         for consumer in self.consumers:
             self.settled(consumer.unacked.values())
+            dropped.extend(consumer.unacked.values())
             consumer.unacked.clear()
+        return dropped
 
     def __repr__(self) -> str:
         return f"<Queue {self.name} depth={self.depth} consumers={len(self.consumers)}>"

@@ -50,6 +50,9 @@ _TRANSPORT_HEADERS = frozenset(
     }
 )
 _ACK_MODES = {mode.value: mode for mode in AckMode}
+# Output buffered within one loop turn beyond this goes to the transport at
+# once, so that its backpressure can act (see _write).
+_FLUSH_AT = 256 * 1024
 
 
 class _FrameRefused(Exception):
@@ -80,6 +83,7 @@ class StompSession(asyncio.Protocol):
         self.peer = "?"
         self._loop = asyncio.get_running_loop()
         self._out: list[bytes] = []
+        self._out_bytes = 0
         self._flush_scheduled = False
         self._closing = False
         self._reading_paused = False  # blocked as a producer over the memory budget
@@ -158,12 +162,19 @@ class StompSession(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         self._out.append(data)
-        if not self._flush_scheduled:
+        self._out_bytes += len(data)
+        if self._out_bytes >= _FLUSH_AT:
+            # Hand it to the transport now: if the peer is slow, the transport
+            # calls pause_writing, which stops dispatch to this connection
+            # within this loop turn instead of paging in a whole queue.
+            self._flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._out_bytes = 0
         if self._out and self.transport is not None and not self.transport.is_closing():
             out, self._out = self._out, []
             self.transport.writelines(out)

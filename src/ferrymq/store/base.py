@@ -8,6 +8,10 @@ completes once everything appended so far is durable, or None when it already
 is (futures complete in append order); a session sends a RECEIPT for a
 persistent SEND only after it completes.
 Only persistent messages in durable queues are ever appended.
+
+A store that `pages` lets queues hold far more than RAM: it gives each stored
+message a `store_key` when it is appended, a queue over the memory budget keeps
+only that key, and `load` reads the message back when it is dispatched.
 """
 
 from __future__ import annotations
@@ -50,8 +54,12 @@ class AddMessage:
 
 @dataclass(frozen=True, slots=True)
 class RemoveMessage:
+    """A stored message leaves its queue: the message itself (its `store_key`
+    may only be assigned when the store takes the batch this is part of), or
+    the store key of a paged-out message."""
+
     queue: str
-    message_id: str
+    message: Message | int
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +77,18 @@ Record = AddMessage | RemoveMessage | UpsertQueue | DeleteQueue
 
 @dataclass(slots=True)
 class RecoveredState:
-    """What a store hands the broker at start: queues and their messages in order."""
+    """What a store hands the broker at start: queues and their messages in
+    order, each a Message or (from a paging store) the store key to `load`."""
 
     queues: list[QueueSpec] = field(default_factory=list)
-    messages: dict[str, list[Message]] = field(default_factory=dict)
+    messages: dict[str, list[Message | int]] = field(default_factory=dict)
 
 
 class Store(ABC):
     """Durable storage for queues and persistent messages."""
+
+    # True if `load` works: queues may then keep stored messages as keys only.
+    pages: bool = False
 
     @abstractmethod
     async def open(self) -> RecoveredState:
@@ -93,6 +105,11 @@ class Store(ABC):
     def delivered(self, queue: str, message: Message) -> None:  # noqa: B027 (optional hook)
         """A stored message was handed to a consumer (so after a crash it comes
         back marked redelivered). Called per delivery: must be cheap."""
+
+    def load(self, queue: str, key: int) -> Message:
+        """Read a paged-out message back (stores that `pages`); its body counts
+        against the memory budget again from here."""
+        raise NotImplementedError(f"{type(self).__name__} does not page messages")
 
     def statistics(self) -> dict[str, int]:
         """Counters for monitoring (segments, bytes, fsyncs, ...); empty if none."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "encode_message",
     "encode_meta",
     "encode_queue",
+    "message_queue",
 ]
 
 _U16 = struct.Struct("<H")
@@ -91,6 +93,16 @@ def encode_delivered(queue: str, key: int) -> bytes:
 
 def encode_meta(meta: dict[str, Any]) -> bytes:
     return b"B" + json.dumps(meta, sort_keys=True).encode()
+
+
+def message_queue(payload: bytes | memoryview) -> str:
+    """The queue of a stored message, without decoding the rest; interned, so
+    that a million recovered messages share one string per queue."""
+    try:
+        (n,) = _U16.unpack_from(payload, 1)
+        return sys.intern(bytes(payload[3 : 3 + n]).decode())
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise CodecError(f"undecodable stored message: {exc}") from None
 
 
 class _Reader:

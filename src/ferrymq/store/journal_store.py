@@ -8,6 +8,11 @@ operation, or one whole transaction) is one atomic journal batch.
 Per queue, a "delivered" mark (the highest key handed to a consumer) is kept
 current with at most one small entry per queue per loop turn, so that after a
 crash the messages that may have been delivered come back `redelivered`.
+
+A message's journal key is its `store_key`. Recovery keeps no message in
+memory: every recovered message comes back as its key (paged out), and is
+read from the journal when dispatched, so a restart with a million queued
+messages costs a few hundred bytes of index per message, not its body.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from ferrymq.core.errors import BrokerError
 from ferrymq.core.message import Message
@@ -38,6 +44,7 @@ from ferrymq.store.codec import (
     encode_message,
     encode_meta,
     encode_queue,
+    message_queue,
 )
 from ferrymq.store.journal import Entry, EntryKind, Journal, JournalError, SyncPolicy
 
@@ -55,6 +62,8 @@ class StoreUnavailable(BrokerError):
 
 
 class JournalStore(Store):
+    pages = True
+
     def __init__(
         self,
         data_dir: str | Path,
@@ -70,11 +79,12 @@ class JournalStore(Store):
         self.skip_corrupt = skip_corrupt
         self._next_key = 1
         self._queue_keys: dict[str, int] = {}
-        # queue -> message id -> journal key of its ADD.
-        self._message_keys: dict[str, dict[str, int]] = {}
         # queue -> (key of the mark entry, highest delivered key it records)
         self._marks: dict[str, tuple[int, int]] = {}
-        self._delivered: list[tuple[str, str]] = []
+        # queue -> its mark as recovered: paged-in messages at or below it may
+        # have been delivered before the restart.
+        self._recovered_marks: dict[str, int] = {}
+        self._delivered: list[tuple[str, Message]] = []
         self._marks_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -86,28 +96,31 @@ class JournalStore(Store):
     async def open(self) -> RecoveredState:
         self._loop = asyncio.get_running_loop()
         started = time.monotonic()
-        result = await asyncio.to_thread(self.journal.recover, skip_corrupt=self.skip_corrupt)
+        result = await asyncio.to_thread(
+            self.journal.recover, skip_corrupt=self.skip_corrupt, summarize=_summarize
+        )
         self._next_key = result.next_key
         specs: dict[str, QueueSpec] = {}
-        messages: dict[str, list[tuple[int, Message]]] = {}
-        marks: dict[str, int] = {}
+        messages: dict[str, list[int]] = {}
         stale: list[Entry] = []
         meta_seen = False
-        for key, payload in result.entries.items():
-            item = decode(payload)
-            if isinstance(item, QueueSpec):
+        for key, item in result.entries.items():  # ascending key = send order
+            if type(item) is str:  # a message, by the name of its queue
+                keys = messages.get(item)
+                if keys is None:
+                    keys = messages[item] = []
+                keys.append(key)
+            elif isinstance(item, QueueSpec):
                 self._queue_keys[item.name] = key
                 specs[item.name] = item
-            elif isinstance(item, tuple):
-                queue, message = item
-                messages.setdefault(queue, []).append((key, message))
             elif isinstance(item, DeliveredMark):
                 if item.queue in self._marks:  # superseded mark left by a crash
                     stale.append(Entry(REMOVE, self._marks[item.queue][0]))
                 self._marks[item.queue] = (key, item.key)
-                marks[item.queue] = item.key
+                self._recovered_marks[item.queue] = item.key
             else:
                 meta_seen = True
+                assert isinstance(item, dict)
                 if item.get("format", FORMAT_VERSION) > FORMAT_VERSION:
                     raise StoreUnavailable(
                         f"journal format {item['format']} is newer than this broker knows"
@@ -116,17 +129,11 @@ class JournalStore(Store):
         recovered = 0
         for queue, keyed in messages.items():
             if queue not in specs:  # its queue was deleted but a crash kept the message
-                stale.extend(Entry(REMOVE, key) for key, _ in keyed)
+                stale.extend(Entry(REMOVE, key) for key in keyed)
                 continue
-            mark = marks.get(queue, 0)
-            ids = self._message_keys.setdefault(queue, {})
-            out = state.messages[queue] = []
-            for key, message in keyed:  # ascending key = send order
-                if key <= mark and message.delivery_count == 0:
-                    message.delivery_count = 1  # may have been delivered before the crash
-                ids[message.id] = key
-                out.append(message)
-            recovered += len(out)
+            # list is invariant, but nothing adds a Message to these lists.
+            state.messages[queue] = cast("list[Message | int]", keyed)
+            recovered += len(keyed)
         await self.journal.start()
         if not meta_seen:
             stale.append(Entry(ADD, self._key(), encode_meta({"format": FORMAT_VERSION})))
@@ -146,19 +153,24 @@ class JournalStore(Store):
 
     def append(self, records: Sequence[Record]) -> None:
         entries: list[Entry] = []
+        keyed: list[Message] = []
+        # Keys of this batch's ADDs: a REMOVE of one of them (an auto-acked
+        # delivery in the same operation) is not yet known to the journal.
+        added: set[int] = set()
+        journal = self.journal
         for rec in records:
             if type(rec) is AddMessage:
                 key = self._key()
-                keys = self._message_keys.get(rec.queue)
-                if keys is None:
-                    keys = self._message_keys[rec.queue] = {}
-                keys[rec.message.id] = key
+                rec.message.store_key = key
+                keyed.append(rec.message)
+                added.add(key)
                 entries.append(Entry(ADD, key, encode_message(rec.queue, rec.message)))
             elif type(rec) is RemoveMessage:
-                keys = self._message_keys.get(rec.queue)
-                found = keys.pop(rec.message_id, None) if keys is not None else None
-                if found is not None:
-                    entries.append(Entry(REMOVE, found))
+                ref = rec.message
+                key = ref if isinstance(ref, int) else ref.store_key
+                if key in added or key in journal:
+                    added.discard(key)
+                    entries.append(Entry(REMOVE, key))
             elif type(rec) is UpsertQueue:
                 name = rec.spec.name
                 old = self._queue_keys.get(name)
@@ -170,8 +182,10 @@ class JournalStore(Store):
                 entries.extend(self._delete_queue_entries(rec.name))
         if entries:
             try:
-                self.journal.append(entries)
+                journal.append(entries)
             except JournalError as exc:
+                for message in keyed:  # a message holds a key only if its ADD was taken
+                    message.store_key = 0
                 raise StoreUnavailable(f"message store unavailable: {exc}") from exc
 
     def _delete_queue_entries(self, name: str) -> list[Entry]:
@@ -179,7 +193,7 @@ class JournalStore(Store):
         key = self._queue_keys.pop(name, None)
         if key is not None:
             entries.append(Entry(REMOVE, key))
-        entries.extend(Entry(REMOVE, k) for k in self._message_keys.pop(name, {}).values())
+        self._recovered_marks.pop(name, None)
         mark = self._marks.pop(name, None)
         if mark is not None:
             entries.append(Entry(REMOVE, mark[0]))
@@ -188,7 +202,7 @@ class JournalStore(Store):
     def delivered(self, queue: str, message: Message) -> None:
         # Only noted here: the message's own ADD may still be in the core's
         # unflushed records. Marks are worked out once per loop turn.
-        self._delivered.append((queue, message.id))
+        self._delivered.append((queue, message))
         if not self._marks_scheduled and self._loop is not None:
             self._marks_scheduled = True
             self._loop.call_soon(self._write_marks)
@@ -198,10 +212,9 @@ class JournalStore(Store):
         self._marks_scheduled = False
         delivered, self._delivered = self._delivered, []
         highest: dict[str, int] = {}
-        for queue, message_id in delivered:
-            keys = self._message_keys.get(queue)
-            key = keys.get(message_id) if keys is not None else None
-            if key is not None and key > highest.get(queue, 0):
+        for queue, message in delivered:
+            key = message.store_key
+            if key > highest.get(queue, 0):
                 highest[queue] = key
         entries: list[Entry] = []
         for queue, top in highest.items():
@@ -219,6 +232,20 @@ class JournalStore(Store):
             except JournalError:
                 log.warning("journal unavailable; delivered marks not written")
 
+    def load(self, queue: str, key: int) -> Message:
+        try:
+            payload = self.journal.read(key)
+        except (KeyError, JournalError) as exc:
+            raise StoreUnavailable(f"cannot read message {key} of {queue}: {exc!r}") from exc
+        item = decode(payload)
+        if not isinstance(item, tuple):
+            raise StoreUnavailable(f"journal key {key} of {queue} is not a message")
+        message = item[1]
+        message.store_key = key
+        if message.delivery_count == 0 and key <= self._recovered_marks.get(queue, 0):
+            message.delivery_count = 1  # may have been delivered before the restart
+        return message
+
     def statistics(self) -> dict[str, int]:
         return dataclasses.asdict(self.journal.stats())
 
@@ -228,3 +255,11 @@ class JournalStore(Store):
     async def close(self) -> None:
         self._write_marks()
         await self.journal.close()
+
+
+def _summarize(payload: memoryview) -> object:
+    """What recovery keeps of a live entry: a message only as its queue's name
+    (one shared string per queue), anything else decoded."""
+    if payload[0] == 0x4D:  # b"M"
+        return message_queue(payload)
+    return decode(bytes(payload))

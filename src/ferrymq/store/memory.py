@@ -34,10 +34,10 @@ class MemoryStore(Store):
         self.appends = 0
 
     async def open(self) -> RecoveredState:
-        return RecoveredState(
-            queues=list(self.queues.values()),
-            messages={q: list(m.values()) for q, m in self.messages.items()},
-        )
+        messages: dict[str, list[Message | int]] = {
+            q: [*m.values()] for q, m in self.messages.items()
+        }
+        return RecoveredState(queues=list(self.queues.values()), messages=messages)
 
     def append(self, records: Sequence[Record]) -> None:
         self.appends += 1
@@ -45,7 +45,8 @@ class MemoryStore(Store):
             if isinstance(rec, AddMessage):
                 self.messages.setdefault(rec.queue, {})[rec.message.id] = rec.message
             elif isinstance(rec, RemoveMessage):
-                self.messages.get(rec.queue, {}).pop(rec.message_id, None)
+                if not isinstance(rec.message, int):  # keys come only from paging stores
+                    self.messages.get(rec.queue, {}).pop(rec.message.id, None)
             elif isinstance(rec, UpsertQueue):
                 self.queues[rec.spec.name] = rec.spec
             elif isinstance(rec, DeleteQueue):

@@ -13,7 +13,7 @@ import asyncio
 import collections
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -102,13 +102,25 @@ class Journal:
 
     # -- lifecycle ----------------------------------------------------------
 
-    def recover(self, *, skip_corrupt: bool = False) -> RecoveryResult:
-        """Scan the directory, verify every frame, cut a torn tail; see recovery.py."""
+    def recover(
+        self,
+        *,
+        skip_corrupt: bool = False,
+        summarize: Callable[[memoryview], object] | None = None,
+    ) -> RecoveryResult:
+        """Scan the directory, verify every frame, cut a torn tail; see recovery.py.
+
+        ``result.entries`` holds each live key's payload, or with ``summarize``
+        what it returns for the payload (so that recovering a journal larger
+        than memory does not hold every payload at once).
+        """
         if self._phase not in (_FRESH, _RECOVERED):
             raise RuntimeError("recover() must be called before start()")
         self._release_state()
         try:
-            result, state = recover_directory(self._io, self._dir, skip_corrupt=skip_corrupt)
+            result, state = recover_directory(
+                self._io, self._dir, skip_corrupt=skip_corrupt, summarize=summarize
+            )
         except OSError as exc:
             raise JournalError(f"{self._dir}: recovery failed: {exc}") from exc
         self._state = state
@@ -258,6 +270,10 @@ class Journal:
         fut = loop.create_future()
         waiters.append((gen, fut))
         return fut
+
+    def __contains__(self, key: int) -> bool:
+        """Whether ``key`` is live (appended and not removed)."""
+        return key in self._index
 
     def read(self, key: int) -> bytes:
         """The payload of live ADD ``key`` (from disk once written); KeyError if not live."""

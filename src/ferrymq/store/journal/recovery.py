@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ferrymq.store.journal._fileio import FileIO
 from ferrymq.store.journal.errors import JournalCorruption
@@ -44,7 +46,7 @@ log = logging.getLogger("ferrymq.store.journal")
 class RecoveryResult:
     """What recovery found. ``entries`` iterates in ascending key order."""
 
-    entries: dict[int, bytes]
+    entries: dict[int, Any]  # payloads, or what ``summarize`` made of them
     next_key: int  # strictly greater than every key ever used in this journal
     truncated_bytes: int  # torn tail dropped
     skipped: list[str]  # corrupt regions skipped (only with skip_corrupt)
@@ -66,25 +68,36 @@ class RecoveredState:
 class _Scan:
     """Replays frames into the index and accounting as they are verified."""
 
-    def __init__(self, skip_corrupt: bool) -> None:
+    def __init__(
+        self, skip_corrupt: bool, summarize: Callable[[memoryview], object] | None = None
+    ) -> None:
         self.skip_corrupt = skip_corrupt
+        self.summarize = summarize
         self.liveness = Liveness()
         self.index: dict[int, Slot] = {}
-        self.payloads: dict[int, bytes] = {}
+        self.payloads: dict[int, object] = {}
         self.next_key = 1
+        self.in_order = True  # keys first seen in ascending order (no sort needed)
         self.truncated = 0
         self.skipped: list[str] = []
 
     def apply(self, data: bytes, seg_id: int, entries: list[ParsedEntry]) -> None:
         index, payloads, liveness = self.index, self.payloads, self.liveness
+        summarize = self.summarize
+        view = memoryview(data) if summarize is not None else None
         for e in entries:
             key = e.key
             if key >= self.next_key:
                 self.next_key = key + 1
             if e.kind == EntryKind.ADD:
-                payloads[key] = data[e.offset : e.offset + e.length]
+                if view is not None and summarize is not None:
+                    payloads[key] = summarize(view[e.offset : e.offset + e.length])
+                else:
+                    payloads[key] = data[e.offset : e.offset + e.length]
                 slot = index.get(key)
                 if slot is None:
+                    if key < self.next_key - 1:
+                        self.in_order = False
                     slot = Slot(key, None, e.length)
                     index[key] = slot
                     liveness.on_add(slot, seg_id, e.offset)
@@ -178,7 +191,11 @@ def _scan_segment(
 
 
 def recover_directory(
-    io: FileIO, directory: str, *, skip_corrupt: bool
+    io: FileIO,
+    directory: str,
+    *,
+    skip_corrupt: bool,
+    summarize: Callable[[memoryview], object] | None = None,
 ) -> tuple[RecoveryResult, RecoveredState]:
     """Scan ``directory`` (created if missing) and rebuild the journal's state.
 
@@ -191,7 +208,7 @@ def recover_directory(
         for name in io.listdir(directory)
         if (seq := parse_segment_name(name)) is not None
     )
-    scan = _Scan(skip_corrupt)
+    scan = _Scan(skip_corrupt, summarize)
     segments: dict[int, SegmentFile] = {}
     next_seq = 1
     try:
@@ -257,7 +274,9 @@ def recover_directory(
         for seg in segments.values():
             seg.close(io)
         raise
-    entries = {key: scan.payloads[key] for key in sorted(scan.payloads)}
+    entries = scan.payloads
+    if not scan.in_order:  # compaction moved old keys past newer ones
+        entries = {key: entries[key] for key in sorted(entries)}
     result = RecoveryResult(
         entries=entries,
         next_key=scan.next_key,
