@@ -103,6 +103,22 @@ class Settings:
         default=False,
         metadata=_doc("start even if the journal is corrupt mid-segment, skipping the damage"),
     )
+    dedup_window: int = field(
+        default=20_000,
+        metadata=_doc("dedup-ids remembered per destination (and committed transaction ids)"),
+    )
+    ha: str = field(
+        default="none",
+        metadata=_doc("none, or shared-fs: master/slave on a shared data directory"),
+    )
+    lock_poll_interval: int = field(
+        default=500,
+        metadata=_doc("ms between lock checks: a master's fencing check, a slave's retry"),
+    )
+    fencing: bool = field(
+        default=True,
+        metadata=_doc("a master that loses its lock or its data directory stops at once"),
+    )
 
     def stomp_address(self) -> HostPort:
         return parse_hostport(self.stomp, setting="stomp")
@@ -129,6 +145,14 @@ class Settings:
         if self.segment_size < 64 * 1024:
             raise ConfigError("segment_size must be at least 65536 bytes")
         _check_sync_policy(self.sync)
+        if self.dedup_window < 1:
+            raise ConfigError("dedup_window must be at least 1")
+        if self.ha not in ("none", "shared-fs"):
+            raise ConfigError(f"ha: expected none or shared-fs, got {self.ha!r}")
+        if self.ha == "shared-fs" and self.store != "journal":
+            raise ConfigError("ha shared-fs needs the journal store (store = journal)")
+        if self.lock_poll_interval < 10:
+            raise ConfigError("lock_poll_interval must be at least 10 ms")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: unknown level {self.log_level!r}")
         return self

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from ferrymq.core.connection import ClientConnection, DeliverySink
 from ferrymq.core.consumer import Consumer
+from ferrymq.core.dedup import TRANSACTIONS_SCOPE, IdWindow
 from ferrymq.core.destination import Destination, DestinationKind
 from ferrymq.core.errors import InvalidDestination, SubscriptionError
 from ferrymq.core.memory import MemoryMeter
@@ -19,8 +20,10 @@ from ferrymq.core.topic import TopicRouter
 from ferrymq.store.base import (
     AddMessage,
     DeleteQueue,
+    ForgetId,
     QueueSpec,
     Record,
+    RememberId,
     RemoveMessage,
     Store,
     UpsertQueue,
@@ -43,9 +46,17 @@ class Broker:
     """Owns every queue and subscription; the sessions' entry point."""
 
     def __init__(
-        self, store: Store, *, node_name: str = "ferrymq", memory_budget: int = 256 << 20
+        self,
+        store: Store,
+        *,
+        node_name: str = "ferrymq",
+        memory_budget: int = 256 << 20,
+        dedup_window: int = 20_000,
     ) -> None:
         self.store = store
+        # dedup-ids per destination, and committed transaction ids.
+        self.ids = IdWindow(dedup_window)
+        self.duplicates_dropped = 0
         self.memory = MemoryMeter(memory_budget)
         self.node_name = node_name
         # Unique across restarts, so recovered ids never clash with new ones.
@@ -68,6 +79,9 @@ class Broker:
     async def start(self) -> None:
         """Open the store and rebuild the queues and subscriptions it holds."""
         state = await self.store.open()
+        for scope, idents in state.remembered.items():
+            # A smaller window than before: forget what no longer fits.
+            self._records.extend(ForgetId(scope, i) for i in self.ids.load(scope, idents))
         for spec in state.queues:
             queue = self._make_queue(spec.name, durable=True, topic_pattern=spec.topic_pattern)
             if spec.topic_pattern is not None:
@@ -166,6 +180,29 @@ class Broker:
             for queue in targets:
                 self._enqueue(queue, message if first else message.copy())
                 first = False
+
+    def accept_once(self, destination: Destination, dedup_id: str) -> bool:
+        """False if `dedup_id` was already accepted for this destination (a
+        resend: drop it); else remember it, durably with this operation."""
+        return self._remember(str(destination), dedup_id)
+
+    def transaction_committed(self, tx_id: str) -> None:
+        self._remember(TRANSACTIONS_SCOPE, tx_id)
+
+    def was_committed(self, tx_id: str) -> bool:
+        return (TRANSACTIONS_SCOPE, tx_id) in self.ids
+
+    def _remember(self, scope: str, ident: str) -> bool:
+        if (scope, ident) in self.ids:
+            if scope != TRANSACTIONS_SCOPE:
+                self.duplicates_dropped += 1
+                log.debug("dropping duplicate %s to %s", ident, scope)
+            return False
+        evicted = self.ids.remember(scope, ident)
+        self._records.append(RememberId(scope, ident))
+        if evicted is not None:
+            self._records.append(ForgetId(scope, evicted))
+        return True
 
     def _enqueue(self, queue: Queue, message: Message) -> None:
         if message.persistent and queue.durable:

@@ -53,16 +53,21 @@ class ClientConnection:
         *,
         persistent: bool = False,
         transaction: str | None = None,
-    ) -> None:
-        """Route a message now, or at COMMIT of `transaction`."""
+        dedup_id: str | None = None,
+    ) -> bool:
+        """Route a message now, or at COMMIT of `transaction`. False if it was
+        dropped as a duplicate of one already accepted (same `dedup_id`)."""
         broker = self.broker
         destination = broker.check_send_destination(self, destination)
         message = broker.new_message(destination, headers, body, persistent)
         if transaction is not None:
-            self._tx(transaction).actions.append(TxSend(destination, message))
-            return
+            self._tx(transaction).actions.append(TxSend(destination, message, dedup_id))
+            return True
+        if dedup_id is not None and not broker.accept_once(destination, dedup_id):
+            return False
         broker.route(self, destination, message)
         broker.flush_records()
+        return True
 
     # -- consuming -------------------------------------------------------
 
@@ -167,9 +172,12 @@ class ClientConnection:
         if tx is None:
             raise TransactionError(f"no open transaction {tx_id!r}")
         broker = self.broker
+        broker.transaction_committed(tx_id)
         for action in tx.actions:
             if isinstance(action, TxSend):
-                broker.route(self, action.destination, action.message)
+                dedup_id = action.dedup_id
+                if dedup_id is None or broker.accept_once(action.destination, dedup_id):
+                    broker.route(self, action.destination, action.message)
             elif action.consumer.active:
                 self._apply_settle(action.consumer, action.message_id, action.ack)
         broker.flush_records()

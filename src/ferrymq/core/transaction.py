@@ -18,6 +18,7 @@ __all__ = ["Transaction", "TxSend", "TxSettle"]
 class TxSend:
     destination: Destination
     message: Message
+    dedup_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,6 @@ def tune_malloc(mmap_threshold: int = 256 * 1024, arena_max: int = 2) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    ok = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-        mallopt(_M_ARENA_MAX, arena_max)
-    )
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_ARENA_MAX, arena_max))
     log.debug("malloc tuning %s", "applied" if ok else "refused")
     return ok

@@ -256,24 +256,25 @@ class StompSession(asyncio.Protocol):
             log.exception("internal error handling %s from %s", command, self.peer)
             self._error("internal error", receipt=frame.headers.get("receipt"))
 
-    def _receipt(self, frame: Frame) -> None:
+    def _receipt(self, frame: Frame, **extra: str) -> None:
         """RECEIPT once everything this frame changed is durable."""
         receipt = frame.headers.get("receipt")
         if receipt is None:
             return
+        headers = {"receipt-id": receipt, **extra}
         pending = self.ctx.broker.store.durable()
         if pending is None:
-            self._send_frame("RECEIPT", {"receipt-id": receipt})
+            self._send_frame("RECEIPT", headers)
         else:
-            pending.add_done_callback(lambda fut: self._receipt_durable(fut, receipt))
+            pending.add_done_callback(lambda fut: self._receipt_durable(fut, headers))
 
-    def _receipt_durable(self, fut: asyncio.Future[None], receipt: str) -> None:
+    def _receipt_durable(self, fut: asyncio.Future[None], headers: dict[str, str]) -> None:
         if self._closing:
             return
         if fut.cancelled() or fut.exception() is not None:
-            self._error("message could not be stored", receipt=receipt)
+            self._error("message could not be stored", receipt=headers["receipt-id"])
         else:
-            self._send_frame("RECEIPT", {"receipt-id": receipt})
+            self._send_frame("RECEIPT", headers)
 
     def _on_connect(self, frame: Frame) -> None:
         headers = frame.headers
@@ -360,6 +361,7 @@ class StompSession(asyncio.Protocol):
             frame.body,
             persistent=headers.get("persistent") == "true",
             transaction=headers.get("transaction"),
+            dedup_id=headers.get("dedup-id") or headers.get("_AMQ_DUPL_ID"),
         )
         self._receipt(frame)
         if self.ctx.broker.memory.over and not self._reading_paused:
@@ -473,8 +475,15 @@ class StompSession(asyncio.Protocol):
 
     def _on_commit(self, frame: Frame) -> None:
         assert self.conn is not None
-        self.conn.commit(_require(frame, "transaction"))
-        self._receipt(frame)
+        tx_id = _require(frame, "transaction")
+        if frame.headers.get("ferrymq-resolve") == "true" and tx_id not in self.conn.transactions:
+            # A client whose COMMIT was in flight at a failover asks what became
+            # of it: committed ids are remembered durably (see core/dedup.py).
+            outcome = "committed" if self.ctx.broker.was_committed(tx_id) else "unknown"
+            self._receipt(frame, **{"ferrymq-tx-outcome": outcome})
+            return
+        self.conn.commit(tx_id)
+        self._receipt(frame, **{"ferrymq-tx-outcome": "committed"})
 
     def _on_abort(self, frame: Frame) -> None:
         assert self.conn is not None

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AddMessage",
     "DeleteQueue",
+    "ForgetId",
     "QueueSpec",
     "Record",
     "RecoveredState",
+    "RememberId",
     "RemoveMessage",
     "Store",
     "UpsertQueue",
@@ -72,7 +74,23 @@ class DeleteQueue:
     name: str
 
 
-Record = AddMessage | RemoveMessage | UpsertQueue | DeleteQueue
+@dataclass(frozen=True, slots=True)
+class RememberId:
+    """An id entered the broker's id window (a dedup-id, a committed transaction)."""
+
+    scope: str
+    ident: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetId:
+    """An id left the window (evicted by newer ones)."""
+
+    scope: str
+    ident: str
+
+
+Record = AddMessage | RemoveMessage | UpsertQueue | DeleteQueue | RememberId | ForgetId
 
 
 @dataclass(slots=True)
@@ -82,6 +100,8 @@ class RecoveredState:
 
     queues: list[QueueSpec] = field(default_factory=list)
     messages: dict[str, list[Message | int]] = field(default_factory=dict)
+    # scope -> remembered ids, oldest first
+    remembered: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Store(ABC):
@@ -110,6 +130,10 @@ class Store(ABC):
         """Read a paged-out message back (stores that `pages`); its body counts
         against the memory budget again from here."""
         raise NotImplementedError(f"{type(self).__name__} does not page messages")
+
+    def fence(self) -> None:  # noqa: B027 (optional hook)
+        """Another node may own the storage now: write nothing more, ever
+        (pending writes are dropped; their receipts are never sent)."""
 
     def statistics(self) -> dict[str, int]:
         """Counters for monitoring (segments, bytes, fsyncs, ...); empty if none."""

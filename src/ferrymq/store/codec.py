@@ -8,6 +8,7 @@ that it is sliced, not copied, on decode. Layout (all little-endian):
     message:   b"M" | queue | id | flags u8 | timestamp i64 | delivery_count u32
                     | header count u16 | (name | value)* | body (rest)
     delivered: b"D" | queue | highest delivered message key u64
+    id:        b"I" | scope | id          (a remembered dedup-id or transaction id)
     meta:      b"B" | JSON text
 
 where each string is u16 length + UTF-8 bytes (u32 for header values).
@@ -28,8 +29,10 @@ from ferrymq.store.base import QueueSpec
 __all__ = [
     "CodecError",
     "DeliveredMark",
+    "RememberedId",
     "decode",
     "encode_delivered",
+    "encode_id",
     "encode_message",
     "encode_meta",
     "encode_queue",
@@ -51,6 +54,12 @@ class CodecError(ValueError):
 class DeliveredMark:
     queue: str
     key: int
+
+
+@dataclass(frozen=True, slots=True)
+class RememberedId:
+    scope: str
+    ident: str
 
 
 def _s16(text: str) -> bytes:
@@ -91,6 +100,10 @@ def encode_delivered(queue: str, key: int) -> bytes:
     return b"D" + _s16(queue) + _U64.pack(key)
 
 
+def encode_id(scope: str, ident: str) -> bytes:
+    return b"I" + _s16(scope) + _s16(ident)
+
+
 def encode_meta(meta: dict[str, Any]) -> bytes:
     return b"B" + json.dumps(meta, sort_keys=True).encode()
 
@@ -125,7 +138,9 @@ class _Reader:
         return self.data[start : self.pos].decode()
 
 
-def decode(payload: bytes) -> QueueSpec | tuple[str, Message] | DeliveredMark | dict[str, Any]:
+def decode(
+    payload: bytes,
+) -> QueueSpec | tuple[str, Message] | DeliveredMark | RememberedId | dict[str, Any]:
     """Decode one stored payload; raises CodecError naming what is wrong."""
     try:
         return _decode(payload)
@@ -133,7 +148,9 @@ def decode(payload: bytes) -> QueueSpec | tuple[str, Message] | DeliveredMark | 
         raise CodecError(f"undecodable stored record ({payload[:1]!r}...): {exc}") from None
 
 
-def _decode(payload: bytes) -> QueueSpec | tuple[str, Message] | DeliveredMark | dict[str, Any]:
+def _decode(
+    payload: bytes,
+) -> QueueSpec | tuple[str, Message] | DeliveredMark | RememberedId | dict[str, Any]:
     tag = payload[:1]
     r = _Reader(payload, 1)
     if tag == b"M":
@@ -166,6 +183,8 @@ def _decode(payload: bytes) -> QueueSpec | tuple[str, Message] | DeliveredMark |
         queue = r.s16()
         (key,) = _U64.unpack_from(payload, r.pos)
         return DeliveredMark(queue, key)
+    if tag == b"I":
+        return RememberedId(r.s16(), r.s16())
     if tag == b"B":
         meta = json.loads(payload[1:])
         if not isinstance(meta, dict):

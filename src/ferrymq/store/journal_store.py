@@ -30,17 +30,21 @@ from ferrymq.core.message import Message
 from ferrymq.store.base import (
     AddMessage,
     DeleteQueue,
+    ForgetId,
     QueueSpec,
     Record,
     RecoveredState,
+    RememberId,
     RemoveMessage,
     Store,
     UpsertQueue,
 )
 from ferrymq.store.codec import (
     DeliveredMark,
+    RememberedId,
     decode,
     encode_delivered,
+    encode_id,
     encode_message,
     encode_meta,
     encode_queue,
@@ -85,6 +89,8 @@ class JournalStore(Store):
         # have been delivered before the restart.
         self._recovered_marks: dict[str, int] = {}
         self._delivered: list[tuple[str, Message]] = []
+        # (scope, id) -> journal key of each remembered id
+        self._id_keys: dict[tuple[str, str], int] = {}
         self._marks_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -104,6 +110,7 @@ class JournalStore(Store):
         messages: dict[str, list[int]] = {}
         stale: list[Entry] = []
         meta_seen = False
+        state = RecoveredState()
         for key, item in result.entries.items():  # ascending key = send order
             if type(item) is str:  # a message, by the name of its queue
                 keys = messages.get(item)
@@ -113,6 +120,9 @@ class JournalStore(Store):
             elif isinstance(item, QueueSpec):
                 self._queue_keys[item.name] = key
                 specs[item.name] = item
+            elif isinstance(item, RememberedId):
+                self._id_keys[item.scope, item.ident] = key
+                state.remembered.setdefault(item.scope, []).append(item.ident)
             elif isinstance(item, DeliveredMark):
                 if item.queue in self._marks:  # superseded mark left by a crash
                     stale.append(Entry(REMOVE, self._marks[item.queue][0]))
@@ -125,7 +135,7 @@ class JournalStore(Store):
                     raise StoreUnavailable(
                         f"journal format {item['format']} is newer than this broker knows"
                     )
-        state = RecoveredState(queues=list(specs.values()))
+        state.queues = list(specs.values())
         recovered = 0
         for queue, keyed in messages.items():
             if queue not in specs:  # its queue was deleted but a crash kept the message
@@ -178,6 +188,15 @@ class JournalStore(Store):
                 entries.append(Entry(ADD, key, encode_queue(rec.spec)))
                 if old is not None:
                     entries.append(Entry(REMOVE, old))
+            elif type(rec) is RememberId:
+                key = self._id_keys[rec.scope, rec.ident] = self._key()
+                added.add(key)
+                entries.append(Entry(ADD, key, encode_id(rec.scope, rec.ident)))
+            elif type(rec) is ForgetId:
+                found = self._id_keys.pop((rec.scope, rec.ident), None)
+                if found is not None and (found in added or found in journal):
+                    added.discard(found)
+                    entries.append(Entry(REMOVE, found))
             elif type(rec) is DeleteQueue:
                 entries.extend(self._delete_queue_entries(rec.name))
         if entries:
@@ -245,6 +264,9 @@ class JournalStore(Store):
         if message.delivery_count == 0 and key <= self._recovered_marks.get(queue, 0):
             message.delivery_count = 1  # may have been delivered before the restart
         return message
+
+    def fence(self) -> None:
+        self.journal.abandon()
 
     def statistics(self) -> dict[str, int]:
         return dataclasses.asdict(self.journal.stats())

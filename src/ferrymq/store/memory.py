@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from ferrymq.store.base import (
     AddMessage,
     DeleteQueue,
+    ForgetId,
     QueueSpec,
     Record,
     RecoveredState,
+    RememberId,
     RemoveMessage,
     Store,
     UpsertQueue,
@@ -32,12 +34,16 @@ class MemoryStore(Store):
         self.queues: dict[str, QueueSpec] = {}
         self.messages: dict[str, dict[str, Message]] = {}
         self.appends = 0
+        self.remembered: dict[str, list[str]] = {}
 
     async def open(self) -> RecoveredState:
         messages: dict[str, list[Message | int]] = {
             q: [*m.values()] for q, m in self.messages.items()
         }
-        return RecoveredState(queues=list(self.queues.values()), messages=messages)
+        remembered = {scope: list(ids) for scope, ids in self.remembered.items()}
+        return RecoveredState(
+            queues=list(self.queues.values()), messages=messages, remembered=remembered
+        )
 
     def append(self, records: Sequence[Record]) -> None:
         self.appends += 1
@@ -49,6 +55,12 @@ class MemoryStore(Store):
                     self.messages.get(rec.queue, {}).pop(rec.message.id, None)
             elif isinstance(rec, UpsertQueue):
                 self.queues[rec.spec.name] = rec.spec
+            elif isinstance(rec, RememberId):
+                self.remembered.setdefault(rec.scope, []).append(rec.ident)
+            elif isinstance(rec, ForgetId):
+                ids = self.remembered.get(rec.scope)
+                if ids is not None and rec.ident in ids:
+                    ids.remove(rec.ident)
             elif isinstance(rec, DeleteQueue):
                 self.queues.pop(rec.name, None)
                 self.messages.pop(rec.name, None)

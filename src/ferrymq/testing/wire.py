@@ -35,7 +35,8 @@ class WireClient:
             serialize_frame(
                 Frame(
                     command=c,
-                    headers={k.replace("_", "-"): v for k, v in h.items()},
+                    # content_type -> content-type; names with capitals as given
+                    headers={k.replace("_", "-") if k.islower() else k: v for k, v in h.items()},
                     body=b,
                 ),
                 "1.2",

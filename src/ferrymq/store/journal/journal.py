@@ -178,6 +178,17 @@ class Journal:
         else:
             await self._stopped
 
+    def abandon(self) -> None:
+        """Fencing: refuse every append from now on and stop the writer without
+        writing what is pending; waiters fail. For when another node may have
+        taken the files over. ``close()`` still waits for the writer to end."""
+        if self._phase in (_CLOSING, _CLOSED):
+            return
+        self._group = None
+        if self._writer is not None:
+            self._writer.abandon()
+        self._on_failed(JournalError("journal abandoned: this node was fenced"))
+
     # -- the hot path ---------------------------------------------------------
 
     def append(self, entries: Sequence[Entry]) -> None:

@@ -115,6 +115,7 @@ class Writer:
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[Group] = []
         self._stopping = False
+        self._abandoned = False
         self._compact_requests = 0
         self._force_request = False
         self._compact_waiting = False
@@ -145,6 +146,15 @@ class Writer:
         """Write what was submitted, fsync, close the files and end the thread."""
         with self._cond:
             self._stopping = True
+            self._cond.notify()
+
+    def abandon(self) -> None:
+        """Stop at once, dropping what was submitted and not yet written: another
+        node may own the files now (a write already under way still finishes)."""
+        with self._cond:
+            self._abandoned = self._stopping = True
+            self._queue.clear()
+            self._compact_requests = 0
             self._cond.notify()
 
     # -- the thread -------------------------------------------------------
@@ -179,6 +189,8 @@ class Writer:
                     if timeout is not None and timeout <= 0:
                         break
                     self._cond.wait(timeout)
+                if self._abandoned:
+                    return
                 groups, self._queue = self._queue, []
                 stopping = self._stopping
                 requested, self._compact_requests = self._compact_requests, 0
