@@ -7,8 +7,9 @@ matches, and from there dispatch is the same as for a queue.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from ferrymq.core.consumer import AckMode, Consumer
 from ferrymq.core.memory import MemoryMeter
@@ -157,6 +158,32 @@ class Queue:
         self.meter.release(sum(len(m.body) for m in self.messages))
         self.messages.clear()
         return n
+
+    # -- for management (browse, move, purge): the only readers of queued
+    # messages outside dispatch, so paging can change the deque in one place.
+
+    def browse(self, offset: int = 0, limit: int | None = None) -> list[Message]:
+        """Queued (not in-flight) messages from `offset`, in order, left in place."""
+        end = None if limit is None else offset + limit
+        return list(itertools.islice(self.messages, offset, end))
+
+    def take(self, ids: Collection[str] | None = None, limit: int | None = None) -> list[Message]:
+        """Remove and return queued messages: those named in `ids` (all when
+        None), at most `limit` of them, in queue order. The caller settles them
+        (memory, store) or puts them elsewhere."""
+        if ids is None and limit is None:
+            taken = list(self.messages)
+            self.messages.clear()
+            return taken
+        taken = []
+        kept: deque[Message] = deque()
+        for msg in self.messages:
+            if (ids is None or msg.id in ids) and (limit is None or len(taken) < limit):
+                taken.append(msg)
+            else:
+                kept.append(msg)
+        self.messages = kept
+        return taken
 
     def drop_all(self) -> None:
         """The queue is going away: forget its messages, in flight ones too."""

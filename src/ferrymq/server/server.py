@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 
 from ferrymq import __version__
+from ferrymq.auth import Authenticator
 from ferrymq.config import HostPort, Settings
 from ferrymq.core import Broker
 from ferrymq.ha.file_lock import FileLock
@@ -27,6 +28,8 @@ class ServerContext:
     broker: Broker
     settings: Settings
     stomp_limits: Limits
+    # Checks logins and permissions; None: no users file, everyone may do anything.
+    auth: Authenticator | None = None
     sessions: set[StompSession] = field(default_factory=set)
     blocked_producers: set[StompSession] = field(default_factory=set)
 
@@ -80,6 +83,7 @@ class BrokerServer:
                 max_header_line=settings.max_header_line,
                 max_body=settings.max_body,
             ),
+            auth=Authenticator(settings.users) if settings.users else None,
         )
         self.role = "master"
         self._stomp_server: asyncio.Server | None = None
@@ -110,6 +114,11 @@ class BrokerServer:
             if self.data_lock is not None:
                 self.data_lock.release()
             raise
+        if self.ctx.auth is None:
+            log.warning(
+                "no users file: anyone who can reach the ports may use the broker "
+                "(see `ferrymq user add` and --users)"
+            )
         addr = self.settings.stomp_address()
         self._stomp_server = await loop.create_server(
             lambda: StompSession(self.ctx), addr.host, addr.port, reuse_address=True, backlog=1024
