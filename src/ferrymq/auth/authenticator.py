@@ -15,7 +15,7 @@ import os
 import threading
 from pathlib import Path
 
-from ferrymq.auth.passwords import DUMMY_HASH, verify_password
+from ferrymq.auth.passwords import dummy_hash, verify_password
 from ferrymq.auth.users import User, UsersFile, load_users
 from ferrymq.errors import ConfigError
 
@@ -76,7 +76,7 @@ class Authenticator:
         if hit is not None:
             return hit
         user = self._users.users.get(name)
-        ok = verify_password(password, user.password if user is not None else DUMMY_HASH)
+        ok = verify_password(password, user.password if user is not None else dummy_hash())
         if not ok or user is None:
             return None
         with self._lock:

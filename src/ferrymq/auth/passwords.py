@@ -9,6 +9,7 @@ milliseconds per check).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -56,6 +57,8 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(key, expected)
 
 
-# A valid hash of a random password: checked against when the user is
-# unknown, so that a wrong name costs as long as a wrong password.
-DUMMY_HASH = hash_password(_b64(os.urandom(12)), salt=b"\0" * _SALT_BYTES)
+@functools.cache
+def dummy_hash() -> str:
+    """A valid hash of a random password: checked against when the user is
+    unknown, so that a wrong name costs as long as a wrong password."""
+    return hash_password(_b64(os.urandom(12)))
