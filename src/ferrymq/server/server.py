@@ -114,11 +114,6 @@ class BrokerServer:
             if self.data_lock is not None:
                 self.data_lock.release()
             raise
-        if self.ctx.auth is None:
-            log.warning(
-                "no users file: anyone who can reach the ports may use the broker "
-                "(see `ferrymq user add` and --users)"
-            )
         addr = self.settings.stomp_address()
         self._stomp_server = await loop.create_server(
             lambda: StompSession(self.ctx), addr.host, addr.port, reuse_address=True, backlog=1024
@@ -139,6 +134,12 @@ class BrokerServer:
             self.stomp_address,
             self.http_address or "off",
         )
+        if self.ctx.auth is None:
+            # After the start line, which tools and tests read first.
+            log.warning(
+                "no users file: anyone who can reach the ports may use the broker "
+                "(see `ferrymq user add` and --users)"
+            )
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection, then close the store."""
