@@ -1,4 +1,4 @@
-"""`ferrymq` command line: serve, bench, version."""
+"""`ferrymq` command line: serve, bench, version, and the operator commands."""
 
 from __future__ import annotations
 
@@ -46,7 +46,12 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ferrymq", description="ferrymq message broker")
+    parser = argparse.ArgumentParser(
+        prog="ferrymq",
+        description="ferrymq message broker",
+        epilog="operator commands: user, status, queues, topics, connections, browse, send, "
+        "receive, purge, move (ferrymq COMMAND --help)",
+    )
     parser.add_argument("--version", action="version", version=f"ferrymq {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run a broker")
@@ -70,11 +75,12 @@ async def _serve(settings: Settings) -> None:
     from ferrymq.server.server import BrokerServer
 
     server = BrokerServer(settings)
-    await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before start: a signal right after the start line is logged still stops cleanly.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await server.start()
     await stop.wait()
     log.info("stopping on signal")
     await server.stop()
@@ -120,6 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ferrymq.bench import main as bench_main
 
         return bench_main(args[1:])
+    from ferrymq.ctl import COMMANDS as CTL_COMMANDS
+
+    if args[:1] and args[0] in CTL_COMMANDS:
+        # Users file and admin commands (status, queues, send, ...): see ferrymq.ctl.
+        from ferrymq.ctl import main as ctl_main
+
+        return ctl_main(args)
     parser = _build_parser()
     ns = parser.parse_args(args)
     if ns.command == "serve":

@@ -9,6 +9,7 @@ command line, `max_body` (or `max-body`) in the TOML file and
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -21,6 +22,9 @@ from ferrymq.errors import ConfigError
 __all__ = ["ENV_PREFIX", "Settings", "load_settings", "parse_hostport"]
 
 ENV_PREFIX = "FERRYMQ_"
+# FERRYMQ_* variables that are not broker settings: the config file's path and
+# what the admin CLI reads (`ferrymq status --url ...`). Not rejected as unknown.
+CLIENT_ENV = frozenset(f"{ENV_PREFIX}{name}" for name in ("CONFIG", "URL", "USER", "PASSWORD"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,15 @@ def parse_hostport(text: str, *, setting: str) -> HostPort:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{setting}: port {port} is out of range 0-65535")
     return HostPort(host or "0.0.0.0", port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_sync_policy(text: str) -> None:
@@ -98,6 +111,14 @@ class Settings:
     )
     segment_size: int = field(
         default=32 * 1024 * 1024, metadata=_doc("journal segment file size, bytes")
+    )
+    users: str = field(
+        default="",
+        metadata=_doc("users file (JSON, see `ferrymq user`); none: no authentication"),
+    )
+    allow_open: bool = field(
+        default=False,
+        metadata=_doc("without a users file, still listen on non-loopback addresses"),
     )
     recover_skip_corrupt: bool = field(
         default=False,
@@ -153,6 +174,14 @@ class Settings:
             raise ConfigError("ha shared-fs needs the journal store (store = journal)")
         if self.lock_poll_interval < 10:
             raise ConfigError("lock_poll_interval must be at least 10 ms")
+        if not self.users and not self.allow_open:
+            for name, addr in (("stomp", self.stomp_address()), ("http", self.http_address())):
+                if addr is not None and not is_loopback(addr.host):
+                    raise ConfigError(
+                        f"{name}: {addr.host} is not a loopback address and there is no "
+                        "users file: give --users FILE (see `ferrymq user add`), or "
+                        "--allow-open to accept anyone"
+                    )
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: unknown level {self.log_level!r}")
         return self
@@ -222,7 +251,7 @@ def load_settings(
             values[name] = _coerce(name, value, types[name])
     environ = os.environ if env is None else env
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+        if not key.startswith(ENV_PREFIX) or key in CLIENT_ENV:
             continue
         name = key[len(ENV_PREFIX) :].lower()
         if name not in types:

@@ -1,32 +1,40 @@
 """The HTTP management listener (aiohttp, in the broker's own loop).
 
-Only `/healthz` so far; the management API and console grow here.
+`/healthz`, the JSON API under `/api` (admin/api.py), Prometheus `/metrics`
+(admin/metrics.py) and the web console's static files at `/`
+(admin/static/). Errors anywhere come back as JSON.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ferrymq import __version__
+from ferrymq.admin import api
+from ferrymq.admin.errors import ApiError, json_error
+from ferrymq.admin.metrics import metrics_handler
+from ferrymq.admin.sampler import Sampler
+from ferrymq.admin.security import Handler, auth_middleware
+from ferrymq.admin.state import STATE_KEY, AdminState, state
 from ferrymq.config import HostPort
 
 if TYPE_CHECKING:
     from ferrymq.server.server import BrokerServer
 
-__all__ = ["start_http", "stop_http"]
+__all__ = ["make_app", "start_http", "stop_http"]
 
-_SERVER_KEY = web.AppKey("server", object)
+log = logging.getLogger(__name__)
 
-
-def _server(request: web.Request) -> BrokerServer:
-    return request.app[_SERVER_KEY]  # type: ignore[return-value]
+STATIC = Path(__file__).parent / "static"
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    server = _server(request)
+    server = state(request).server
     body: dict[str, Any] = {
         "status": "ok",
         "role": server.role,
@@ -40,18 +48,58 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def start_http(server: BrokerServer, addr: HostPort) -> tuple[web.AppRunner, int]:
-    app = web.Application()
-    app[_SERVER_KEY] = server
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as `{"error": ..., "status": ...}`, never an HTML page."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_error(exc.status, exc.message, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.reason
+        if exc.status == 404:
+            message = f"no such resource: {request.method} {request.path}"
+        elif exc.status == 405:
+            message = f"method {request.method} is not allowed on {request.path}"
+        return json_error(exc.status, message)
+    except Exception:
+        log.exception("internal error serving %s %s", request.method, request.path)
+        return json_error(500, "internal error (see the broker's log)")
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+def make_app(server: BrokerServer, sampler: Sampler) -> web.Application:
+    app = web.Application(
+        middlewares=[_json_errors, auth_middleware(server.ctx.auth)],
+        client_max_size=server.settings.max_body + 1024 * 1024,
+    )
+    app[STATE_KEY] = AdminState(server, sampler)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", metrics_handler(server))
+    api.add_routes(app)
+    app.router.add_get("/", _index)
+    app.router.add_static("/static/", STATIC)
+    return app
+
+
+async def start_http(server: BrokerServer, addr: HostPort) -> tuple[web.AppRunner, int]:
+    sampler = Sampler(server.broker)
+    app = make_app(server, sampler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, addr.host, addr.port, reuse_address=True)
     await site.start()
+    sampler.start()
     port = runner.addresses[0][1] if runner.addresses else addr.port
     return runner, int(port)
 
 
 async def stop_http(runner: object) -> None:
     assert isinstance(runner, web.AppRunner)
+    await runner.app[STATE_KEY].sampler.stop()
     await runner.cleanup()

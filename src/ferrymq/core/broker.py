@@ -322,10 +322,29 @@ class Broker:
             raise SubscriptionError(f"durable subscription {name!r} is active")
         self._delete_durable(queue)
 
+    def delete_queue(self, key: str) -> Queue:
+        """Delete a queue (`/queue/NAME`) or durable subscription and all its
+        messages; refused while consumers are attached. For management."""
+        queue = self.queues.get(key) or self.durable_subscriptions.get(key)
+        if queue is None or queue.name.startswith("/temp-"):
+            raise InvalidDestination(f"no queue {key}")
+        if queue.consumers:
+            raise SubscriptionError(f"{key} has {len(queue.consumers)} consumers")
+        if queue.topic_pattern is not None:
+            self._delete_durable(queue)
+        else:
+            del self.queues[key]
+            self._drop_stored(queue)
+        return queue
+
     def _delete_durable(self, queue: Queue) -> None:
         assert queue.topic_pattern is not None
         self.router.unbind(queue.topic_pattern, queue)
         del self.durable_subscriptions[queue.name]
+        self._drop_stored(queue)
+
+    def _drop_stored(self, queue: Queue) -> None:
+        """Forget a durable queue and every message it holds, in the store too."""
         for msg in queue.drop_all():
             if isinstance(msg, int) or msg.persistent:
                 self._records.append(RemoveMessage(queue.name, msg))

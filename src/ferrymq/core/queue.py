@@ -12,9 +12,10 @@ queues or ActiveMQ's store cursor, but per message).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from ferrymq.core.consumer import AckMode, Consumer
 from ferrymq.core.memory import MemoryMeter
@@ -214,6 +215,42 @@ class Queue:
         self.messages.clear()
         self.meter.release(sum(len(m.body) for m in dropped if not isinstance(m, int)))
         return dropped
+
+    # -- for management (browse, move, purge): the only readers of queued
+    # messages outside dispatch, so paging can change the deque in one place.
+
+    def browse(self, offset: int = 0, limit: int | None = None) -> list[Message]:
+        """Queued (not in-flight) messages from `offset`, in order, left in place
+        (paged-out ones are read back for the caller, and stay paged out)."""
+        end = None if limit is None else offset + limit
+        return [self._read(m) for m in itertools.islice(self.messages, offset, end)]
+
+    def _read(self, item: Message | int) -> Message:
+        if isinstance(item, int):
+            assert self.loader is not None, "a paged-out message in a queue without a loader"
+            return self.loader(self, item)
+        return item
+
+    def take(self, ids: Collection[str] | None = None, limit: int | None = None) -> list[Message]:
+        """Remove and return queued messages: those named in `ids` (all when
+        None), at most `limit` of them, in queue order. The caller settles them
+        (memory, store) or puts them elsewhere; paged-out ones are read back and
+        count against the memory budget like the others."""
+        taken: list[Message] = []
+        kept: deque[Message | int] = deque()
+        for item in self.messages:
+            if limit is not None and len(taken) >= limit:
+                kept.append(item)
+                continue
+            msg = self._read(item)
+            if ids is None or msg.id in ids:
+                if isinstance(item, int):
+                    self.meter.used += len(msg.body)
+                taken.append(msg)
+            else:
+                kept.append(item)
+        self.messages = kept
+        return taken
 
     def drop_all(self) -> list[Message | int]:
         """The queue is going away: forget its messages, in flight ones too;

@@ -55,6 +55,10 @@ class TopicRouter:
             self._cache[topic] = hit
         return hit
 
+    def bindings(self) -> dict[str, tuple[Queue, ...]]:
+        """Every pattern and its subscription queues (a snapshot, for monitoring)."""
+        return {pattern: tuple(queues) for pattern, queues in self._bindings.items()}
+
     @property
     def patterns(self) -> list[str]:
         return list(self._bindings)

@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 
 from ferrymq import __version__
+from ferrymq.auth import Authenticator
 from ferrymq.config import HostPort, Settings
 from ferrymq.core import Broker
 from ferrymq.ha.file_lock import FileLock
@@ -27,6 +28,8 @@ class ServerContext:
     broker: Broker
     settings: Settings
     stomp_limits: Limits
+    # Checks logins and permissions; None: no users file, everyone may do anything.
+    auth: Authenticator | None = None
     sessions: set[StompSession] = field(default_factory=set)
     blocked_producers: set[StompSession] = field(default_factory=set)
 
@@ -80,6 +83,7 @@ class BrokerServer:
                 max_header_line=settings.max_header_line,
                 max_body=settings.max_body,
             ),
+            auth=Authenticator(settings.users) if settings.users else None,
         )
         self.role = "master"
         self._stomp_server: asyncio.Server | None = None
@@ -130,6 +134,12 @@ class BrokerServer:
             self.stomp_address,
             self.http_address or "off",
         )
+        if self.ctx.auth is None:
+            # After the start line, which tools and tests read first.
+            log.warning(
+                "no users file: anyone who can reach the ports may use the broker "
+                "(see `ferrymq user add` and --users)"
+            )
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection, then close the store."""

@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from ferrymq import __version__
-from ferrymq.core import AckMode, BrokerError, ClientConnection, Consumer, Message
+from ferrymq.auth import User
+from ferrymq.core import AckMode, BrokerError, ClientConnection, Consumer, Destination, Message
 from ferrymq.core.consumer import DEFAULT_PREFETCH
 from ferrymq.protocol.stomp import (
     HEARTBEAT_BYTES,
@@ -81,6 +83,9 @@ class StompSession(asyncio.Protocol):
         self.names: StompNames | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.connected_at = time.time()
+        # Who logged in; None while the broker runs without a users file.
+        self.user: User | None = None
         self._loop = asyncio.get_running_loop()
         self._out: list[bytes] = []
         self._out_bytes = 0
@@ -289,6 +294,7 @@ class StompSession(asyncio.Protocol):
             return
         self.version = version
         self.parser.version = version
+        self._authenticate(headers.get("login"), headers.get("passcode"))
         client_id = headers.get("client-id") or None
         self.conn = self.ctx.broker.connect(self, client_id=client_id)
         self.names = StompNames(self.conn)
@@ -297,6 +303,27 @@ class StompSession(asyncio.Protocol):
         if version != "1.0":
             reply["heart-beat"] = self._negotiate_heartbeat(headers.get("heart-beat", "0,0"))
         self._send_frame("CONNECTED", reply)
+
+    def _authenticate(self, login: str | None, passcode: str | None) -> None:
+        auth = self.ctx.auth
+        if auth is None:
+            return
+        user = auth.login(login, passcode)
+        if user is None:
+            log.warning("failed STOMP login as %r from %s", login, self.peer)
+            raise _FrameRefused("authentication failed: wrong login or passcode")
+        self.user = user
+
+    def _authorize(self, action: str, destination: Destination) -> None:
+        """ERROR naming the destination unless the user may use it (temporary
+        destinations are private to their connection: always allowed)."""
+        user = self.user
+        if user is None or destination.kind.is_temporary:
+            return
+        text = str(destination)
+        if not user.may(action, text):
+            verb = "send to" if action == "write" else "subscribe to"
+            raise _FrameRefused(f"user {user.name!r} may not {verb} {text}")
 
     def _negotiate_heartbeat(self, value: str) -> str:
         try:
@@ -351,6 +378,7 @@ class StompSession(asyncio.Protocol):
         assert self.conn is not None and self.names is not None
         headers = frame.headers
         destination = self.names.parse(_require(frame, "destination"))
+        self._authorize("write", destination)
         app_headers = {k: v for k, v in headers.items() if k not in _TRANSPORT_HEADERS}
         reply_to = app_headers.get("reply-to")
         if reply_to is not None:
@@ -404,9 +432,11 @@ class StompSession(asyncio.Protocol):
         durable = headers.get("activemq.subscriptionName") or headers.get(
             "durable-subscription-name"
         )
+        destination = self.names.parse(dest_text)
+        self._authorize("read", destination)
         self.conn.subscribe(
             sub_id,
-            self.names.parse(dest_text),
+            destination,
             ack_mode=ack_mode,
             prefetch=prefetch,
             durable_name=durable,
