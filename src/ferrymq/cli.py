@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -71,7 +72,11 @@ def _install_uvloop() -> str:
     return "uvloop"
 
 
-async def _serve(settings: Settings) -> None:
+# Exit status of a master that fenced itself: a supervisor restarts it, as a slave.
+EXIT_FENCED = 75
+
+
+async def _serve(settings: Settings) -> int:
     from ferrymq.server.server import BrokerServer
 
     server = BrokerServer(settings)
@@ -80,10 +85,29 @@ async def _serve(settings: Settings) -> None:
     # Before start: a signal right after the start line is logged still stops cleanly.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    await stop.wait()
+    # A slave waits in start() for the lock: a signal must end that wait too.
+    starting = asyncio.ensure_future(server.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    fenced = asyncio.ensure_future(server.fenced.wait())
+    try:
+        await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # start-up errors propagate
+            await asyncio.wait([stopping, fenced], return_when=asyncio.FIRST_COMPLETED)
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+    finally:
+        for task in (stopping, fenced):
+            task.cancel()
+    if server.fenced.is_set():
+        log.critical("stopping: fenced (%s); exit status %d", server.fence_reason, EXIT_FENCED)
+        await server.stop()
+        return EXIT_FENCED
     log.info("stopping on signal")
     await server.stop()
+    return 0
 
 
 def _cmd_serve(ns: argparse.Namespace) -> int:
@@ -107,7 +131,7 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
     loop_name = _install_uvloop()
     log.debug("event loop: %s", loop_name)
     try:
-        asyncio.run(_serve(settings))
+        return asyncio.run(_serve(settings))
     except ConfigError as exc:
         print(f"ferrymq: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -115,7 +139,6 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
         # A port in use, a locked or corrupt data directory: one clear line.
         print(f"ferrymq: cannot start: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

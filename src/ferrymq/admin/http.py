@@ -45,6 +45,13 @@ async def _healthz(request: web.Request) -> web.Response:
         "memory": {"used": server.broker.memory.used, "budget": server.broker.memory.limit},
         "store": server.broker.store.statistics(),
     }
+    if server.ha_lock is not None:
+        body["ha"] = {
+            "mode": server.settings.ha,
+            "lock": str(server.ha_lock.path),
+            "holder": server.ha_lock.holder(),
+            "fenced": server.fence_reason or None,
+        }
     return web.json_response(body)
 
 

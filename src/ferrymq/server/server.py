@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
 
 from ferrymq import __version__
@@ -12,6 +13,7 @@ from ferrymq.auth import Authenticator
 from ferrymq.config import HostPort, Settings
 from ferrymq.core import Broker
 from ferrymq.ha.file_lock import FileLock
+from ferrymq.ha.shared_fs import SharedFsLock
 from ferrymq.protocol.stomp import Limits
 from ferrymq.server.stomp_session import StompSession
 from ferrymq.store import MemoryStore, Store
@@ -71,9 +73,15 @@ class BrokerServer:
         node = settings.node_name or socket.gethostname()
         self.node_name = node
         self.data_lock: FileLock | None = None
+        self.ha_lock: SharedFsLock | None = None
         if store is None:
             store = self._make_store(settings)
-        self.broker = Broker(store, node_name=node, memory_budget=settings.memory_budget)
+        self.broker = Broker(
+            store,
+            node_name=node,
+            memory_budget=settings.memory_budget,
+            dedup_window=settings.dedup_window,
+        )
         self.ctx = ServerContext(
             broker=self.broker,
             settings=settings,
@@ -85,7 +93,12 @@ class BrokerServer:
             ),
             auth=Authenticator(settings.users) if settings.users else None,
         )
-        self.role = "master"
+        self.role = "master" if settings.ha == "none" else "slave"
+        # Set when this master fenced itself (lost its lock or its storage).
+        self.fenced = asyncio.Event()
+        self.fence_reason = ""
+        self._fencing_task: asyncio.Task[None] | None = None
+        self._broker_started = False
         self._stomp_server: asyncio.Server | None = None
         self._http: object | None = None
         self.stomp_address: HostPort | None = None
@@ -96,7 +109,12 @@ class BrokerServer:
             return MemoryStore()
         from ferrymq.store.journal_store import JournalStore
 
-        self.data_lock = FileLock(settings.data)
+        if settings.ha == "shared-fs":
+            self.ha_lock = SharedFsLock(
+                settings.data, poll_interval=settings.lock_poll_interval / 1000
+            )
+        else:
+            self.data_lock = FileLock(settings.data)
         return JournalStore(
             settings.data,
             segment_size=settings.segment_size,
@@ -105,14 +123,35 @@ class BrokerServer:
         )
 
     async def start(self) -> None:
+        """Become master (a slave first waits for the lock), recover the store,
+        open the client port. With --ha, HTTP is up (role slave) meanwhile."""
         loop = asyncio.get_running_loop()
+        if self.ha_lock is not None:
+            await self._start_http()
+            log.info(
+                "ferrymq %s node=%s role=slave http=%s waiting for the lock %s (holder: %s)",
+                __version__,
+                self.node_name,
+                self.http_address or "off",
+                self.ha_lock.path,
+                self.ha_lock.holder(),
+            )
+            waited = time.monotonic()
+            await self.ha_lock.acquire(self.node_name)
+            log.warning(
+                "node %s took the lock %s after %.3f s: becoming master",
+                self.node_name,
+                self.ha_lock.path,
+                time.monotonic() - waited,
+            )
+            self.role = "master"
         if self.data_lock is not None:
             self.data_lock.acquire_or_fail(self.node_name)
         try:
             await self.broker.start()
+            self._broker_started = True
         except BaseException:
-            if self.data_lock is not None:
-                self.data_lock.release()
+            self._release_locks()
             raise
         addr = self.settings.stomp_address()
         self._stomp_server = await loop.create_server(
@@ -120,12 +159,10 @@ class BrokerServer:
         )
         sock = self._stomp_server.sockets[0].getsockname()
         self.stomp_address = HostPort(addr.host, sock[1])
-        http_addr = self.settings.http_address()
-        if http_addr is not None:
-            from ferrymq.admin.http import start_http
-
-            self._http, port = await start_http(self, http_addr)
-            self.http_address = HostPort(http_addr.host, port)
+        if self._http is None:
+            await self._start_http()
+        if self.ha_lock is not None and self.settings.fencing:
+            self._fencing_task = loop.create_task(self._watch_lock(self.ha_lock))
         log.info(
             "ferrymq %s node=%s role=%s stomp=%s http=%s",
             __version__,
@@ -140,6 +177,51 @@ class BrokerServer:
                 "no users file: anyone who can reach the ports may use the broker "
                 "(see `ferrymq user add` and --users)"
             )
+
+    async def _start_http(self) -> None:
+        http_addr = self.settings.http_address()
+        if http_addr is not None:
+            from ferrymq.admin.http import start_http
+
+            self._http, port = await start_http(self, http_addr)
+            self.http_address = HostPort(http_addr.host, port)
+
+    async def _watch_lock(self, lock: SharedFsLock) -> None:
+        """Fencing: check the lock every poll interval, off the event loop; a
+        failed or hung check fences this node at once."""
+        interval = lock.poll_interval
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                reason = await asyncio.wait_for(
+                    loop.run_in_executor(None, lock.check), timeout=max(2 * interval, 1.0)
+                )
+            except TimeoutError:
+                reason = "the lock check hung (shared storage not responding)"
+            if reason is not None:
+                self.fence(reason)
+                return
+
+    def fence(self, reason: str) -> None:
+        """Another node may be master now: stop writing and serving at once."""
+        if self.fenced.is_set():
+            return
+        log.critical("node %s fencing itself: %s", self.node_name, reason)
+        self.role = "fenced"
+        self.fence_reason = reason
+        self.broker.store.fence()
+        if self._stomp_server is not None:
+            self._stomp_server.close()
+        for session in list(self.ctx.sessions):
+            session.abort()
+        self.fenced.set()
+
+    def _release_locks(self) -> None:
+        if self.data_lock is not None:
+            self.data_lock.release()
+        if self.ha_lock is not None:
+            self.ha_lock.release()
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection, then close the store."""
@@ -156,7 +238,9 @@ class BrokerServer:
             from ferrymq.admin.http import stop_http
 
             await stop_http(self._http)
-        await self.broker.stop()
-        if self.data_lock is not None:
-            self.data_lock.release()
+        if self._fencing_task is not None:
+            self._fencing_task.cancel()
+        if self._broker_started:
+            await self.broker.stop()
+        self._release_locks()
         log.info("ferrymq stopped")

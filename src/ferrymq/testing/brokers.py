@@ -129,13 +129,25 @@ class ThreadedBroker:
 
 
 _READY = re.compile(r"stomp=(?P<host>[^\s]+):(?P<port>\d+) http=(?P<http>\S+)")
+_SLAVE = re.compile(r"role=slave http=(?P<http>\S+) waiting")
 
 
 class BrokerProcess:
     """`ferrymq serve` in a child process; `kill()` is a real SIGKILL."""
 
-    def __init__(self, args: Sequence[str] = (), *, cwd: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        args: Sequence[str] = (),
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        wait_master: bool = True,
+    ):
+        """``wait_master=False``: start() returns once the node is up as a slave
+        or as master (with --ha); `wait_master()` then waits for the port."""
         self.args = list(args)
+        self.wait_for_master = wait_master
+        self.master = threading.Event()
+        self.slave = threading.Event()
         self.cwd = Path(cwd) if cwd is not None else None
         self.proc: subprocess.Popen[str] | None = None
         self.stomp_port = 0
@@ -152,25 +164,39 @@ class BrokerProcess:
             text=True,
         )
         ready = threading.Event()
+        self.exited = threading.Event()
 
         def pump() -> None:
             assert self.proc is not None and self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.output.append(line)
                 m = _READY.search(line)
-                if m and not ready.is_set():
+                if m and not self.master.is_set():
                     self.stomp_port = int(m.group("port"))
                     http = m.group("http")
                     self.http_port = int(http.rsplit(":", 1)[1]) if http != "off" else 0
+                    self.master.set()
                     ready.set()
+                s = _SLAVE.search(line)
+                if s and not self.slave.is_set():
+                    http = s.group("http")
+                    self.http_port = int(http.rsplit(":", 1)[1]) if http != "off" else 0
+                    self.slave.set()
+                    if not self.wait_for_master:
+                        ready.set()
             self.proc.stdout.close()
+            self.exited.set()
             ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(timeout) or not self.stomp_port:
+        if not ready.wait(timeout) or not (self.master.is_set() or self.slave.is_set()):
             self.kill()
             raise RuntimeError("broker process did not start:\n" + "".join(self.output))
         return self
+
+    def wait_master(self, timeout: float = 10.0) -> bool:
+        """Wait until this node is master (its client port is open)."""
+        return self.master.wait(timeout) and self.stomp_port > 0
 
     def terminate(self, timeout: float = 10.0) -> int:
         assert self.proc is not None
