@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import queue
 import shutil
+import socket
 import threading
 import time
 import urllib.request
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import stomp
 
 from ferrymq.testing import BrokerProcess, eventually
 from ferrymq.testing.wire import WireClient
@@ -188,3 +191,112 @@ def test_two_nodes_never_write_the_journal_together(
     assert took > fenced, (fenced, took)
     send_receipted(b.stomp_port, 5)
     assert receive_all(b.stomp_port, 5) == [b"%d" % i for i in range(5)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Pair:
+    """Two nodes on one directory with fixed ports, so clients can list both."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.ports = [free_port(), free_port()]
+        self.procs: list[BrokerProcess | None] = [None, None]
+
+    def start(self, i: int) -> BrokerProcess:
+        b = BrokerProcess(
+            [
+                "--ha",
+                "shared-fs",
+                "--data",
+                str(self.data),
+                "--node-name",
+                f"node{i}",
+                "--stomp",
+                f"127.0.0.1:{self.ports[i]}",
+                "--http",
+                "off",
+                "--lock-poll-interval",
+                str(POLL_MS),
+            ],
+            wait_master=False,
+        ).start()
+        self.procs[i] = b
+        return b
+
+    def master(self, timeout: float = 10.0) -> int:
+        def find() -> int | None:
+            for i, b in enumerate(self.procs):
+                if b is not None and b.master.is_set() and b.proc and b.proc.poll() is None:
+                    return i
+            return None
+
+        return (eventually(lambda: find() is not None, timeout=timeout) and find()) or 0
+
+    def kill_master_and_restart_as_slave(self) -> None:
+        i = self.master()
+        b = self.procs[i]
+        assert b is not None
+        b.kill()
+        self.start(i)
+
+    def stop(self) -> None:
+        for b in self.procs:
+            if b is not None:
+                b.kill()
+
+
+@pytest.mark.slow
+def test_stomp_py_with_a_host_list_loses_no_receipted_message(tmp_path: Path) -> None:
+    pair = Pair(tmp_path / "shared")
+    try:
+        pair.start(0)
+        pair.start(1)
+        pair.master()
+        hosts = [("127.0.0.1", p) for p in pair.ports]
+        receipts: queue.Queue[str] = queue.Queue()
+
+        class Listener(stomp.ConnectionListener):  # type: ignore[misc]
+            def on_receipt(self, frame: Any) -> None:
+                receipts.put(frame.headers["receipt-id"])
+
+        conn = stomp.Connection12(hosts, reconnect_attempts_max=-1, reconnect_sleep_initial=0.05)
+        conn.set_listener("l", Listener())
+        conn.connect(wait=True)
+        total, receipted = 600, set()
+        kills = {150, 300, 450}
+        for i in range(total):
+            if i in kills:
+                pair.kill_master_and_restart_as_slave()
+            while True:  # what a stomp.py application does: resend until receipted
+                try:
+                    if not conn.is_connected():
+                        conn.connect(wait=True)
+                    conn.send(
+                        "/queue/hosts", str(i), headers={"persistent": "true"}, receipt=f"r{i}"
+                    )
+                    got = receipts.get(timeout=5)
+                    if got == f"r{i}":
+                        receipted.add(i)
+                        break
+                except (queue.Empty, stomp.exception.StompException, OSError):
+                    time.sleep(0.05)  # the other node is taking over
+        conn.disconnect()
+        port = pair.ports[pair.master()]
+        c = WireClient(port, timeout=10)
+        c.connect()
+        c.send("SUBSCRIBE", destination="/queue/hosts", id="s", ack="auto")
+        c.send("SEND", b"end", destination="/queue/hosts")
+        seen = set()
+        while (body := c.frame().body) != b"end":
+            seen.add(int(body))
+        c.close()
+        assert receipted == set(range(total))
+        assert receipted <= seen, sorted(receipted - seen)[:10]
+    finally:
+        pair.stop()
