@@ -7,7 +7,6 @@ import json
 import os
 import queue
 import shutil
-import socket
 import threading
 import time
 import urllib.request
@@ -19,6 +18,7 @@ import pytest
 import stomp
 
 from ferrymq.testing import BrokerProcess, eventually
+from ferrymq.testing.ha import SharedFsPair
 from ferrymq.testing.wire import WireClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ha]
@@ -193,67 +193,9 @@ def test_two_nodes_never_write_the_journal_together(
     assert receive_all(b.stomp_port, 5) == [b"%d" % i for i in range(5)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Pair:
-    """Two nodes on one directory with fixed ports, so clients can list both."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.ports = [free_port(), free_port()]
-        self.procs: list[BrokerProcess | None] = [None, None]
-
-    def start(self, i: int) -> BrokerProcess:
-        b = BrokerProcess(
-            [
-                "--ha",
-                "shared-fs",
-                "--data",
-                str(self.data),
-                "--node-name",
-                f"node{i}",
-                "--stomp",
-                f"127.0.0.1:{self.ports[i]}",
-                "--http",
-                "off",
-                "--lock-poll-interval",
-                str(POLL_MS),
-            ],
-            wait_master=False,
-        ).start()
-        self.procs[i] = b
-        return b
-
-    def master(self, timeout: float = 10.0) -> int:
-        def find() -> int | None:
-            for i, b in enumerate(self.procs):
-                if b is not None and b.master.is_set() and b.proc and b.proc.poll() is None:
-                    return i
-            return None
-
-        return (eventually(lambda: find() is not None, timeout=timeout) and find()) or 0
-
-    def kill_master_and_restart_as_slave(self) -> None:
-        i = self.master()
-        b = self.procs[i]
-        assert b is not None
-        b.kill()
-        self.start(i)
-
-    def stop(self) -> None:
-        for b in self.procs:
-            if b is not None:
-                b.kill()
-
-
 @pytest.mark.slow
 def test_stomp_py_with_a_host_list_loses_no_receipted_message(tmp_path: Path) -> None:
-    pair = Pair(tmp_path / "shared")
+    pair = SharedFsPair(tmp_path / "shared", poll_ms=POLL_MS)
     try:
         pair.start(0)
         pair.start(1)
