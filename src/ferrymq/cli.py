@@ -28,12 +28,13 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     for f in fields(Settings):
         type_name = f.type if isinstance(f.type, str) else f.type.__name__
         if type_name == "bool":
+            # --fencing / --no-fencing: a bool that defaults to true can be turned off.
             parser.add_argument(
                 f"--{f.name.replace('_', '-')}",
                 dest=f.name,
-                action="store_true",
+                action=argparse.BooleanOptionalAction,
                 default=None,
-                help=str(f.metadata.get("doc", "")),
+                help=f"{f.metadata.get('doc', '')} (default: {f.default!r})",
             )
             continue
         parser.add_argument(
