@@ -1,6 +1,7 @@
 """The HTTP management listener (aiohttp, in the broker's own loop).
 
-Only `/healthz` so far; the management API and console grow here.
+`/healthz` and `POST /api/backup` (admin/backup_api.py) so far; the
+management API and console grow here.
 """
 
 from __future__ import annotations
@@ -40,10 +41,17 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def _backup(request: web.Request) -> web.Response:
+    from ferrymq.admin.backup_api import handle_backup
+
+    return await handle_backup(_server(request), request)
+
+
 async def start_http(server: BrokerServer, addr: HostPort) -> tuple[web.AppRunner, int]:
     app = web.Application()
     app[_SERVER_KEY] = server
     app.router.add_get("/healthz", _healthz)
+    app.router.add_post("/api/backup", _backup)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, addr.host, addr.port, reuse_address=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from dataclasses import dataclass, field
 
@@ -122,6 +123,8 @@ class BrokerServer:
 
             self._http, port = await start_http(self, http_addr)
             self.http_address = HostPort(http_addr.host, port)
+        if self.data_lock is not None:
+            self._publish_address()
         log.info(
             "ferrymq %s node=%s role=%s stomp=%s http=%s",
             __version__,
@@ -130,6 +133,24 @@ class BrokerServer:
             self.stomp_address,
             self.http_address or "off",
         )
+
+    def _publish_address(self) -> None:
+        """DATA/broker.json, so that tools (`ferrymq backup`) find this broker."""
+        from ferrymq.server.broker_info import BrokerInfo, write_broker_info
+
+        try:
+            write_broker_info(
+                self.settings.data,
+                BrokerInfo(
+                    pid=os.getpid(),
+                    node=self.node_name,
+                    version=__version__,
+                    stomp=str(self.stomp_address),
+                    http=str(self.http_address) if self.http_address else None,
+                ),
+            )
+        except OSError as exc:  # only tools need it; the broker serves without it
+            log.warning("cannot write %s/broker.json: %s", self.settings.data, exc)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection, then close the store."""
@@ -148,5 +169,8 @@ class BrokerServer:
             await stop_http(self._http)
         await self.broker.stop()
         if self.data_lock is not None:
+            from ferrymq.server.broker_info import remove_broker_info
+
+            remove_broker_info(self.settings.data)
             self.data_lock.release()
         log.info("ferrymq stopped")
