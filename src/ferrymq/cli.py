@@ -123,11 +123,12 @@ async def _serve(settings: Settings) -> None:
     from ferrymq.server.server import BrokerServer
 
     server = BrokerServer(settings)
-    await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before start(): a signal right after the start-up line must stop us cleanly.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await server.start()
     await stop.wait()
     log.info("stopping on signal")
     await server.stop()
