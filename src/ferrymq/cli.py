@@ -1,4 +1,5 @@
-"""`ferrymq` command line: serve, bench, version, and the operator commands."""
+"""`ferrymq` command line: serve, backup, restore, bench, version, and the operator
+commands."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -59,9 +60,63 @@ def _build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run a broker")
     serve.add_argument("--config", help="TOML settings file (also FERRYMQ_CONFIG)")
     _add_setting_flags(serve)
+    backup = sub.add_parser(
+        "backup",
+        help="write a consistent backup of a data directory's journal (broker running or not)",
+    )
+    backup.add_argument("out", metavar="OUT", help="backup directory to create (new or empty)")
+    _add_data_flag(backup)
+    backup.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait for a running broker"
+    )
+    restore = sub.add_parser("restore", help="restore a backup into an empty data directory")
+    restore.add_argument("backup", metavar="BACKUP", help="directory written by ferrymq backup")
+    _add_data_flag(restore)
     sub.add_parser("bench", help="load-test a STOMP broker (ferrymq bench --help)")
     sub.add_parser("version", help="print the version")
     return parser
+
+
+def _add_data_flag(parser: argparse.ArgumentParser) -> None:
+    import os
+
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("FERRYMQ_DATA", Settings().data),
+        help="data directory (default: FERRYMQ_DATA or %(default)s)",
+    )
+
+
+def _cmd_backup(ns: argparse.Namespace) -> int:
+    from ferrymq.backup import backup_data_dir
+
+    return _run_backup_command(
+        lambda: backup_data_dir(ns.data, ns.out, timeout=ns.timeout), f"backup written to {ns.out}"
+    )
+
+
+def _cmd_restore(ns: argparse.Namespace) -> int:
+    from ferrymq.backup import restore
+
+    return _run_backup_command(
+        lambda: restore(ns.backup, ns.data), f"restored {ns.backup} into {ns.data}"
+    )
+
+
+def _run_backup_command(run: Callable[[], dict[str, Any]], done: str) -> int:
+    from ferrymq.backup import BackupError
+    from ferrymq.store.journal import JournalError
+
+    try:
+        manifest = run()
+    except (BackupError, FerrymqError, JournalError, OSError) as exc:
+        print(f"ferrymq: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{done}: {len(manifest['segments'])} segments, {manifest['total_bytes']} bytes"
+        f" (taken {manifest['created']}, {'online' if manifest['online'] else 'offline'})"
+    )
+    return 0
 
 
 def _install_uvloop() -> str:
@@ -161,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(args)
     if ns.command == "serve":
         return _cmd_serve(ns)
+    if ns.command == "backup":
+        return _cmd_backup(ns)
+    if ns.command == "restore":
+        return _cmd_restore(ns)
     if ns.command == "version":
         print(f"ferrymq {__version__}")
         return 0

@@ -2,7 +2,8 @@
 
 `/healthz`, the JSON API under `/api` (admin/api.py), Prometheus `/metrics`
 (admin/metrics.py) and the web console's static files at `/`
-(admin/static/). Errors anywhere come back as JSON.
+(admin/static/), and `POST /api/backup`
+(admin/backup_api.py). Errors anywhere come back as JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ferrymq.admin import api
 from ferrymq.admin.errors import ApiError, json_error
 from ferrymq.admin.metrics import metrics_handler
 from ferrymq.admin.sampler import Sampler
-from ferrymq.admin.security import Handler, auth_middleware
+from ferrymq.admin.security import Handler, auth_middleware, require
 from ferrymq.admin.state import STATE_KEY, AdminState, state
 from ferrymq.config import HostPort
 
@@ -76,6 +77,13 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return json_error(500, "internal error (see the broker's log)")
 
 
+async def _backup(request: web.Request) -> web.Response:
+    from ferrymq.admin.backup_api import handle_backup
+
+    require(request, "admin", ">")  # it writes files wherever the broker may
+    return await handle_backup(state(request).server, request)
+
+
 async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
 
@@ -89,6 +97,7 @@ def make_app(server: BrokerServer, sampler: Sampler) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", metrics_handler(server))
     api.add_routes(app)
+    app.router.add_post("/api/backup", _backup)
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC)
     return app

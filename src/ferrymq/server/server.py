@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -163,6 +164,8 @@ class BrokerServer:
             await self._start_http()
         if self.ha_lock is not None and self.settings.fencing:
             self._fencing_task = loop.create_task(self._watch_lock(self.ha_lock))
+        if self.data_lock is not None or self.ha_lock is not None:
+            self._publish_address()
         log.info(
             "ferrymq %s node=%s role=%s stomp=%s http=%s",
             __version__,
@@ -223,6 +226,24 @@ class BrokerServer:
         if self.ha_lock is not None:
             self.ha_lock.release()
 
+    def _publish_address(self) -> None:
+        """DATA/broker.json, so that tools (`ferrymq backup`) find this broker."""
+        from ferrymq.server.broker_info import BrokerInfo, write_broker_info
+
+        try:
+            write_broker_info(
+                self.settings.data,
+                BrokerInfo(
+                    pid=os.getpid(),
+                    node=self.node_name,
+                    version=__version__,
+                    stomp=str(self.stomp_address),
+                    http=str(self.http_address) if self.http_address else None,
+                ),
+            )
+        except OSError as exc:  # only tools need it; the broker serves without it
+            log.warning("cannot write %s/broker.json: %s", self.settings.data, exc)
+
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection, then close the store."""
         if self._stomp_server is not None:
@@ -242,5 +263,9 @@ class BrokerServer:
             self._fencing_task.cancel()
         if self._broker_started:
             await self.broker.stop()
+        if self._broker_started and (self.data_lock is not None or self.ha_lock is not None):
+            from ferrymq.server.broker_info import remove_broker_info
+
+            remove_broker_info(self.settings.data)
         self._release_locks()
         log.info("ferrymq stopped")

@@ -146,7 +146,8 @@ class CrashFileIO(FileIO):
     def inject_error(self, op: str, path_suffix: str = "", err: int = errno.EIO) -> None:
         """Make the next ``op`` call (on a path ending with ``path_suffix``) fail with ``err``.
 
-        ops: open, append, pwrite, pread, fsync, truncate, remove, rename, fsync_dir, listdir.
+        ops: open, append, pwrite, pread, fsync, truncate, remove, rename, link, fsync_dir,
+        listdir.
         """
         with self._lock:
             self._faults.append((op, path_suffix, err))
@@ -282,6 +283,21 @@ class CrashFileIO(FileIO):
             self._mutation("rename")
             self._names[dst] = self._names.pop(src)
             self._log(src, _Op("rename", src, new_name=dst))
+
+    def link(self, src: str, dst: str) -> None:
+        src, dst = os.path.normpath(src), os.path.normpath(dst)
+        with self._lock:
+            self._enter("link", src)
+            inode = self._names.get(src)
+            if inode is None:
+                raise FileNotFoundError(errno.ENOENT, "no such file", src)
+            if dst in self._names:
+                raise FileExistsError(errno.EEXIST, "file exists", dst)
+            if os.path.dirname(dst) not in self._dirs:
+                raise FileNotFoundError(errno.ENOENT, "no such directory", dst)
+            self._mutation("create")
+            self._names[dst] = inode  # one inode, two names: a crash keeps the data alike
+            self._log(dst, _Op("create", dst, inode))
 
     def fsync_dir(self, path: str) -> None:
         path = os.path.normpath(path)

@@ -10,6 +10,7 @@ thread appends and fsyncs while the event-loop thread calls ``pread``.
 
 from __future__ import annotations
 
+import errno
 import os
 from abc import ABC, abstractmethod
 from typing import Literal
@@ -70,6 +71,14 @@ class FileIO(ABC):
     @abstractmethod
     def fsync_dir(self, path: str) -> None:
         """Make creations, removals and renames in directory ``path`` durable."""
+
+    def link(self, src: str, dst: str) -> None:
+        """Make ``dst`` a hard link to ``src``; durable only after ``fsync_dir``.
+
+        Optional: snapshots copy instead when this raises OSError (the default,
+        and what a file system without hard links, or EXDEV, does).
+        """
+        raise OSError(errno.ENOTSUP, "hard links not supported", src)
 
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)
@@ -151,6 +160,9 @@ class OsFileIO(FileIO):
 
     def rename(self, src: str, dst: str) -> None:
         os.replace(src, dst)
+
+    def link(self, src: str, dst: str) -> None:
+        os.link(src, dst)
 
     def fsync_dir(self, path: str) -> None:
         if os.name == "nt":  # directories cannot be opened (or fsynced) on Windows

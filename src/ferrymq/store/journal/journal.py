@@ -1,4 +1,4 @@
-"""The journal facade: recover, append, durable, read, compact, close, stats.
+"""The journal facade: recover, append, durable, read, compact, snapshot, close, stats.
 
 Threading: everything here runs on the event-loop thread except the writer
 (``writer.py``). ``append`` validates, updates the key index and adds the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -25,6 +26,12 @@ from ferrymq.store.journal.policy import SyncPolicy
 from ferrymq.store.journal.record import MAX_KEY, MAX_PAYLOAD, Entry, EntryKind
 from ferrymq.store.journal.recovery import RecoveredState, RecoveryResult, recover_directory
 from ferrymq.store.journal.segment import NO_HANDLE
+from ferrymq.store.journal.snapshot import (
+    PinnedSegment,
+    SnapshotFile,
+    release,
+    write_and_release,
+)
 from ferrymq.store.journal.writer import Group, Writer
 
 __all__ = ["Journal", "JournalStats"]
@@ -316,6 +323,31 @@ class Journal:
         self._handoff()
         self._writer.request_compaction(force=force)
         await fut
+
+    def snapshot(self, directory: str | os.PathLike[str]) -> asyncio.Future[list[SnapshotFile]]:
+        """Write a consistent image of the journal into ``directory`` (new or empty;
+        recovery opens it as a journal): everything appended before this call,
+        nothing appended after it. Sealed segments are hard-linked where possible,
+        else copied (see snapshot.py). The returned future resolves to the files."""
+        if self._phase != _RUNNING or self._writer is None or self._loop is None:
+            self._refuse()
+        self._handoff()  # appends made before this call are written first
+        request = self._writer.request_snapshot(self._appended_gen)
+        return self._loop.create_task(self._write_snapshot(request, os.fspath(directory)))
+
+    async def _write_snapshot(
+        self, request: concurrent.futures.Future[list[PinnedSegment]], directory: str
+    ) -> list[SnapshotFile]:
+        try:
+            pinned = await asyncio.wrap_future(request)
+        except asyncio.CancelledError:
+            # The writer may pin anyway; nobody will use the handles then.
+            io = self._io
+            request.add_done_callback(
+                lambda f: None if f.cancelled() or f.exception() else release(io, f.result())
+            )
+            raise
+        return await asyncio.to_thread(write_and_release, self._io, pinned, directory)
 
     def stats(self) -> JournalStats:
         with self._lock:

@@ -25,6 +25,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from typing import Any
 
 from ferrymq.store.journal._fileio import FileIO
@@ -35,12 +36,14 @@ from ferrymq.store.journal.policy import SyncPolicy
 from ferrymq.store.journal.record import FRAME_OVERHEAD, SEGMENT_HEADER, EntryKind, encode_frame
 from ferrymq.store.journal.recovery import RecoveredState
 from ferrymq.store.journal.segment import NO_HANDLE, SegmentFile, create_segment
+from ferrymq.store.journal.snapshot import PinnedSegment, pin_segments
 
 __all__ = ["Counters", "Group", "Writer"]
 
 _ADD = EntryKind.ADD
 # unit, frame offset in the segment, payload offsets in the frame, frame size
 _Placed = tuple[Unit, int, list[int], int]
+_Snapshot = tuple[int, "Future[list[PinnedSegment]]"]
 
 
 class Group:
@@ -119,6 +122,9 @@ class Writer:
         self._compact_requests = 0
         self._force_request = False
         self._compact_waiting = False
+        # (last group it covers, future): requested, then taken by the thread
+        self._snapshots: list[_Snapshot] = []
+        self._snapshots_taken: list[_Snapshot] = []
         self._last_sync = time.monotonic()
         self._thread = threading.Thread(
             target=self._run, name="ferrymq-journal-writer", daemon=True
@@ -141,6 +147,19 @@ class Writer:
             self._compact_requests += 1
             self._force_request = self._force_request or force
             self._cond.notify()
+
+    def request_snapshot(self, last_gen: int) -> Future[list[PinnedSegment]]:
+        """Once groups up to ``last_gen`` are written (and no later one), seal the
+        head and pin every segment (see snapshot.py); the caller must release the
+        handles."""
+        fut: Future[list[PinnedSegment]] = Future()
+        with self._cond:
+            if self._stopping:
+                fut.set_exception(JournalError("journal is closed"))
+                return fut
+            self._snapshots.append((last_gen, fut))
+            self._cond.notify()
+        return fut
 
     def stop(self) -> None:
         """Write what was submitted, fsync, close the files and end the thread."""
@@ -165,6 +184,7 @@ class Writer:
             self._loop.call_soon_threadsafe(callback, *args)
 
     def _run(self) -> None:
+        error = JournalError("journal closed")
         try:
             self._main()
         except BaseException as exc:
@@ -175,6 +195,11 @@ class Writer:
                 error.__cause__ = exc
             self._post(self._on_failed, error)
         finally:
+            with self._cond:
+                snapshots, self._snapshots = self._snapshots, []
+            for _, fut in (*self._snapshots_taken, *snapshots):
+                if not fut.done():
+                    fut.set_exception(error)
             with self._lock:
                 for seg in self._segments.values():
                     seg.close(self._io)
@@ -184,7 +209,9 @@ class Writer:
         busy = True  # the recovered state may have dead or sparse segments
         while True:
             with self._cond:
-                while not (self._queue or self._stopping or self._compact_requests or busy):
+                while not (self._queue or self._snapshots or self._stopping) and not (
+                    self._compact_requests or busy
+                ):
                     timeout = self._sync_due()
                     if timeout is not None and timeout <= 0:
                         break
@@ -195,11 +222,15 @@ class Writer:
                 stopping = self._stopping
                 requested, self._compact_requests = self._compact_requests, 0
                 forced, self._force_request = self._force_request, False
-            if groups:
-                self._write_units(u for g in groups for u in g.units)
-                if self._policy.mode == "always":
-                    self._sync_head()
-                self._post(self._on_durable, groups[-1].gen)
+                self._snapshots_taken, self._snapshots = self._snapshots, []
+            for last_gen, fut in self._snapshots_taken:
+                # Groups handed over after the request wait for the next round.
+                n = sum(1 for g in groups if g.gen <= last_gen)
+                self._commit(groups[:n])
+                groups = groups[n:]
+                self._snapshot(fut)
+            self._snapshots_taken = []
+            self._commit(groups)
             if stopping:
                 self._sync_head()
                 return
@@ -217,6 +248,13 @@ class Writer:
             if self._compact_waiting and not busy:
                 self._compact_waiting = False
                 self._post(self._on_compacted)
+
+    def _commit(self, groups: list[Group]) -> None:
+        if groups:
+            self._write_units(u for g in groups for u in g.units)
+            if self._policy.mode == "always":
+                self._sync_head()
+            self._post(self._on_durable, groups[-1].gen)
 
     def _sync_due(self) -> float | None:
         """Seconds until the interval fsync is due (<= 0: now); None if none is pending."""
@@ -307,6 +345,21 @@ class Writer:
             self._liveness.add_segment(new.seg_id, new.size)
         self._head = new
         return new
+
+    def _snapshot(self, fut: Future[list[PinnedSegment]]) -> None:
+        """Seal the head (so every frame written so far is in a sealed, fsynced
+        segment) and pin every segment. Runs between writes and deletions, so the
+        pinned set is a state a crash right now could leave."""
+        if not fut.set_running_or_notify_cancel():
+            return  # the caller gave up before we started
+        if self._head.size > SEGMENT_HEADER:
+            self._roll(self._next_seq)
+        try:
+            pinned = pin_segments(self._io, self._segments.values(), head=self._head.seg_id)
+        except OSError as exc:  # fails this snapshot, not the journal
+            fut.set_exception(JournalError(f"snapshot failed: {exc}"))
+        else:
+            fut.set_result(pinned)
 
     def _delete_dead_segments(self) -> bool:
         deleted = False
