@@ -68,3 +68,10 @@ def test_journal_metrics(tmp_path: Path) -> None:
         assert m["ferrymq_journal_fsyncs_total"][frozenset()] >= 1
         assert m["ferrymq_journal_size_bytes"][frozenset()] > 0
         assert m["ferrymq_journal_segments"][frozenset()] >= 1
+        fsyncs = m["ferrymq_journal_fsync_seconds_count"][frozenset()]
+        assert fsyncs == m["ferrymq_journal_fsyncs_total"][frozenset()]
+        assert m["ferrymq_journal_fsync_seconds_bucket"][frozenset({("le", "+Inf")})] == fsyncs
+        assert m["ferrymq_journal_fsync_seconds_sum"][frozenset()] > 0
+        rounds = m["ferrymq_journal_group_commit_appends_count"][frozenset()]
+        assert rounds >= 1
+        assert m["ferrymq_journal_group_commit_appends_sum"][frozenset()] >= rounds

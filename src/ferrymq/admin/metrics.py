@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from ferrymq import __version__
@@ -33,6 +38,13 @@ _STORE_COUNTERS = {
     "entries_written": ("ferrymq_journal_entries", "journal records written"),
     "compactions": ("ferrymq_journal_compactions", "segment compactions"),
     "segments_deleted": ("ferrymq_journal_segments_deleted", "segments deleted"),
+}
+_STORE_HISTOGRAMS = {
+    "fsync_seconds": ("ferrymq_journal_fsync_seconds", "journal fsync latency"),
+    "batch_appends": (
+        "ferrymq_journal_group_commit_appends",
+        "operations written per group-commit round (one write, one fsync)",
+    ),
 }
 _STORE_GAUGES = {
     "disk_bytes": ("ferrymq_journal_size_bytes", "bytes of journal segments on disk"),
@@ -123,6 +135,17 @@ class BrokerCollector(Collector):
         for key, (metric, doc) in _STORE_GAUGES.items():
             if key in stats:
                 yield GaugeMetricFamily(metric, doc, value=stats[key])
+        for key, snap in broker.store.histograms().items():
+            if key not in _STORE_HISTOGRAMS:
+                continue
+            metric, doc = _STORE_HISTOGRAMS[key]
+            cumulative, buckets = 0, []
+            for bound, n in zip((*snap.bounds, float("inf")), snap.counts, strict=True):
+                cumulative += n
+                buckets.append(
+                    ("+Inf" if bound == float("inf") else repr(float(bound)), cumulative)
+                )
+            yield HistogramMetricFamily(metric, doc, buckets=buckets, sum_value=snap.total)
 
 
 def metrics_handler(server: BrokerServer) -> Callable[[web.Request], Awaitable[web.Response]]:

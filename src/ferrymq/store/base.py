@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ferrymq.core.message import Message
+    from ferrymq.store.journal.histogram import HistogramSnapshot
 
 __all__ = [
     "AddMessage",
@@ -134,6 +135,10 @@ class Store(ABC):
     def fence(self) -> None:  # noqa: B027 (optional hook)
         """Another node may own the storage now: write nothing more, ever
         (pending writes are dropped; their receipts are never sent)."""
+
+    def histograms(self) -> dict[str, HistogramSnapshot]:
+        """Latency and batch-size histograms for monitoring; empty if none."""
+        return {}
 
     def statistics(self) -> dict[str, int]:
         """Counters for monitoring (segments, bytes, fsyncs, ...); empty if none."""

@@ -51,6 +51,7 @@ from ferrymq.store.codec import (
     message_queue,
 )
 from ferrymq.store.journal import Entry, EntryKind, Journal, JournalError, SyncPolicy
+from ferrymq.store.journal.histogram import HistogramSnapshot
 
 __all__ = ["JournalStore", "StoreUnavailable"]
 
@@ -267,6 +268,9 @@ class JournalStore(Store):
 
     def fence(self) -> None:
         self.journal.abandon()
+
+    def histograms(self) -> dict[str, HistogramSnapshot]:
+        return self.journal.histograms()
 
     def statistics(self) -> dict[str, int]:
         return dataclasses.asdict(self.journal.stats())

@@ -21,6 +21,7 @@ from typing import NoReturn
 from ferrymq.store.journal._fileio import FileIO, OsFileIO
 from ferrymq.store.journal.compactor import Unit
 from ferrymq.store.journal.errors import JournalError
+from ferrymq.store.journal.histogram import HistogramSnapshot
 from ferrymq.store.journal.liveness import Slot
 from ferrymq.store.journal.policy import SyncPolicy
 from ferrymq.store.journal.record import MAX_KEY, MAX_PAYLOAD, Entry, EntryKind
@@ -348,6 +349,17 @@ class Journal:
             )
             raise
         return await asyncio.to_thread(write_and_release, self._io, pinned, directory)
+
+    def histograms(self) -> dict[str, HistogramSnapshot]:
+        """fsync latency (seconds) and appends per group-commit write round."""
+        with self._lock:
+            c = self._writer.counters if self._writer is not None else None
+            if c is None:
+                return {}
+            return {
+                "fsync_seconds": c.fsync_seconds.snapshot(),
+                "batch_appends": c.batch_sizes.snapshot(),
+            }
 
     def stats(self) -> JournalStats:
         with self._lock:

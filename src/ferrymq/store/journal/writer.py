@@ -31,6 +31,7 @@ from typing import Any
 from ferrymq.store.journal._fileio import FileIO
 from ferrymq.store.journal.compactor import Unit, plan_compaction
 from ferrymq.store.journal.errors import JournalError
+from ferrymq.store.journal.histogram import BATCH_BUCKETS, FSYNC_BUCKETS, Histogram
 from ferrymq.store.journal.liveness import NO_SEGMENT, Liveness
 from ferrymq.store.journal.policy import SyncPolicy
 from ferrymq.store.journal.record import FRAME_OVERHEAD, SEGMENT_HEADER, EntryKind, encode_frame
@@ -60,9 +61,11 @@ class Counters:
     """Writer statistics; written by the writer under the journal lock."""
 
     __slots__ = (
+        "batch_sizes",
         "batches_written",
         "compactions",
         "entries_written",
+        "fsync_seconds",
         "fsyncs",
         "segments_deleted",
         "writes",
@@ -75,6 +78,8 @@ class Counters:
         self.fsyncs = 0
         self.compactions = 0
         self.segments_deleted = 0
+        self.fsync_seconds = Histogram(FSYNC_BUCKETS)
+        self.batch_sizes = Histogram(BATCH_BUCKETS)  # appends per write round
 
 
 class Writer:
@@ -251,6 +256,7 @@ class Writer:
 
     def _commit(self, groups: list[Group]) -> None:
         if groups:
+            self.counters.batch_sizes.observe(sum(len(g.units) for g in groups))
             self._write_units(u for g in groups for u in g.units)
             if self._policy.mode == "always":
                 self._sync_head()
@@ -265,7 +271,9 @@ class Writer:
     def _sync_head(self) -> None:
         head = self._head
         if head.dirty:
+            started = time.perf_counter()
             self._io.fsync(head.write_fd)
+            self.counters.fsync_seconds.observe(time.perf_counter() - started)
             head.synced_size = head.size
             self.counters.fsyncs += 1
             self._last_sync = time.monotonic()
