@@ -136,6 +136,7 @@ async def overview(request: web.Request) -> web.Response:
         "version": __version__,
         "node": server.node_name,
         "role": server.role,
+        "ha": server.ha_status(),
         "started_at": round(broker.started_at, 3),
         "uptime_s": round(time.time() - broker.started_at, 3),
         "user": user.public() if user is not None else None,

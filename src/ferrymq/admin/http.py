@@ -46,13 +46,9 @@ async def _healthz(request: web.Request) -> web.Response:
         "memory": {"used": server.broker.memory.used, "budget": server.broker.memory.limit},
         "store": server.broker.store.statistics(),
     }
-    if server.ha_lock is not None:
-        body["ha"] = {
-            "mode": server.settings.ha,
-            "lock": str(server.ha_lock.path),
-            "holder": server.ha_lock.holder(),
-            "fenced": server.fence_reason or None,
-        }
+    ha = server.ha_status()
+    if ha is not None:
+        body["ha"] = ha
     return web.json_response(body)
 
 

@@ -206,6 +206,17 @@ class BrokerServer:
                 self.fence(reason)
                 return
 
+    def ha_status(self) -> dict[str, str | None] | None:
+        """Mode, lock and holder for /healthz and the API; None without HA."""
+        if self.ha_lock is None:
+            return None
+        return {
+            "mode": self.settings.ha,
+            "lock": str(self.ha_lock.path),
+            "holder": self.ha_lock.holder(),
+            "fenced": self.fence_reason or None,
+        }
+
     def fence(self, reason: str) -> None:
         """Another node may be master now: stop writing and serving at once."""
         if self.fenced.is_set():
