@@ -399,8 +399,8 @@ class Client:
 
     async def _commit(self, record: TxRecord[_Waiter]) -> None:
         self._check_open()
-        if record.state is not TxState.OPEN:
-            raise RuntimeError(f"transaction {record.id} is already {record.state.value}")
+        if record.state in (TxState.COMMITTING, TxState.IN_DOUBT):
+            raise RuntimeError(f"transaction {record.id} is already being committed")
         link = self._usable_link(record)
         waiter: _Waiter = self._loop.create_future()
         receipt = self._next_receipt()
