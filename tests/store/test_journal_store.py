@@ -156,3 +156,33 @@ async def test_disk_use_stays_bounded_with_one_stuck_message(tmp_path: Path) -> 
     broker.connect(stuck).subscribe("s", Destination.parse("/queue/stuck"))
     assert [m.body for m in stuck.got] == [b"never consumed"]
     await broker.stop()
+
+
+async def test_guard_stops_every_write_once_it_objects(tmp_path: Path) -> None:
+    """Fencing inside the writer: once the guard names a reason, nothing more
+    reaches the disk and waiters fail (no RECEIPT is ever sent for it)."""
+    import pytest
+
+    from ferrymq.store.journal import JournalError
+
+    objection: list[str] = []
+    store = JournalStore(
+        tmp_path, segment_size=1 << 20, guard=lambda: objection[0] if objection else None
+    )
+    broker = Broker(store, node_name="t")
+    await broker.start()
+    p = broker.connect(Sink())
+    p.send(Q, {}, b"before", persistent=True)
+    fut = store.durable()
+    assert fut is not None
+    await fut
+    size = sum(f.stat().st_size for f in (tmp_path / "journal").iterdir())
+    objection.append("lock file replaced")
+    p.send(Q, {}, b"after", persistent=True)
+    fut = store.durable()
+    assert fut is not None
+    with pytest.raises(JournalError, match="lock file replaced"):
+        await fut
+    assert sum(f.stat().st_size for f in (tmp_path / "journal").iterdir()) == size
+    with contextlib.suppress(Exception):
+        await broker.stop()

@@ -10,8 +10,10 @@ the inode it locked, still says what it wrote, and that the directory still
 takes writes; if not, or if the check hangs, the server fences itself.
 
 A lock file replaced or removed under a live master is the one way two nodes
-could both hold "the" lock: the new holder then waits two poll intervals
-before touching the journal, by which time the old master has fenced itself.
+could both hold "the" lock: the old master's journal writer checks the lock
+file's inode before every write (`quick_check`), and the new holder waits two
+poll intervals (at least a second) before touching the journal, by which
+time the old master has fenced itself.
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ class SharedFsLock:
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-                cautious = True
+                # A lock file missing from a directory that has a journal may
+                # have been removed under a live master.
+                cautious = cautious or (self.directory / "journal").exists()
             except FileExistsError:
                 fd = os.open(self.path, os.O_RDWR)
             inode = os.fstat(fd).st_ino
@@ -91,8 +95,10 @@ class SharedFsLock:
                 os.close(fd)
             cautious = True
         if cautious:
-            # Give a master still holding a replaced lock file time to notice.
-            await asyncio.sleep(2 * self.poll_interval)
+            # Give a master still holding a replaced lock file time to notice
+            # (its writer checks before every write; its full check runs every
+            # poll interval, later under load: hence the floor of a second).
+            await asyncio.sleep(max(2 * self.poll_interval, 1.0))
             if _inode(self.path) != inode:
                 os.close(fd)
                 await self.acquire(owner)
@@ -135,6 +141,16 @@ class SharedFsLock:
             loop.call_soon_threadsafe(done)
         except RuntimeError:  # the loop is gone: so is the broker
             os.close(fd)
+
+    def quick_check(self) -> str | None:
+        """The journal writer's check before each write: one stat, so that a
+        master whose lock file was replaced writes nothing more even before
+        its next full check fences it."""
+        if self._fd is None:
+            return "the lock is not held"
+        if _inode(self.path) != self._inode:
+            return f"lock file {self.path} was replaced or removed"
+        return None
 
     def check(self) -> str | None:
         """Why this master must fence itself, or None while all is well.

@@ -121,6 +121,7 @@ class BrokerServer:
             segment_size=settings.segment_size,
             sync=settings.sync,
             skip_corrupt=settings.recover_skip_corrupt,
+            guard=self.ha_lock.quick_check if self.ha_lock is not None else None,
         )
 
     async def start(self) -> None:

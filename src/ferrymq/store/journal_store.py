@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -76,10 +76,11 @@ class JournalStore(Store):
         segment_size: int = 32 * 1024 * 1024,
         sync: str = "always",
         skip_corrupt: bool = False,
+        guard: Callable[[], str | None] | None = None,
     ) -> None:
         self.directory = Path(data_dir) / "journal"
         self.journal = Journal(
-            self.directory, segment_size=segment_size, sync=SyncPolicy.parse(sync)
+            self.directory, segment_size=segment_size, sync=SyncPolicy.parse(sync), guard=guard
         )
         self.skip_corrupt = skip_corrupt
         self._next_key = 1

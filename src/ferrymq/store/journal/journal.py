@@ -72,6 +72,7 @@ class Journal:
         io: FileIO | None = None,
         compact_min_dead_ratio: float = 0.5,
         compact_step_bytes: int = 1024 * 1024,
+        guard: Callable[[], str | None] | None = None,
     ) -> None:
         if segment_size < 4096:
             raise ValueError(f"segment_size must be at least 4096 bytes, got {segment_size}")
@@ -88,6 +89,8 @@ class Journal:
         self._max_live_ratio = 1.0 - compact_min_dead_ratio
         # A step never writes a frame much larger than half a segment.
         self._step_bytes = min(compact_step_bytes, segment_size // 2)
+        # Checked by the writer before each write (see Writer): fencing.
+        self._guard = guard
         self._lock = threading.Lock()
         self._phase = _FRESH
         self._state: RecoveredState | None = None
@@ -157,6 +160,7 @@ class Journal:
             on_failed=self._on_failed,
             on_compacted=self._on_compacted,
             on_stopped=self._on_stopped,
+            guard=self._guard,
         )
         self._phase = _RUNNING
         self._writer.start()

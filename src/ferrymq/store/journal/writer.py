@@ -101,6 +101,7 @@ class Writer:
         on_failed: Callable[[JournalError], None],
         on_compacted: Callable[[], None],
         on_stopped: Callable[[], None],
+        guard: Callable[[], str | None] | None = None,
     ) -> None:
         self._io = io
         self._dir = directory
@@ -119,6 +120,9 @@ class Writer:
         self._on_failed = on_failed
         self._on_compacted = on_compacted
         self._on_stopped = on_stopped
+        # Asked before every write round: a reason means another node may own
+        # the files now (fencing), and nothing more may be written.
+        self._guard = guard
         self.counters = Counters()
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[Group] = []
@@ -256,6 +260,8 @@ class Writer:
 
     def _commit(self, groups: list[Group]) -> None:
         if groups:
+            if self._guard is not None and (reason := self._guard()) is not None:
+                raise JournalError(f"not writing: {reason}")
             self.counters.batch_sizes.observe(sum(len(g.units) for g in groups))
             self._write_units(u for g in groups for u in g.units)
             if self._policy.mode == "always":
