@@ -52,6 +52,11 @@ class Token:
         return repr(self.text)
 
 
+def _digit(c: str) -> bool:
+    # ASCII only: str.isdigit() also takes '¹' or '٣', which int() refuses.
+    return "0" <= c <= "9"
+
+
 def _ident_start(c: str) -> bool:
     # Java identifier characters, as JMS property names are.
     return c.isalpha() or c in "_$"
@@ -78,7 +83,7 @@ def tokenize(text: str) -> list[Token]:
                 tokens.append(Token(Tok.KEYWORD, word.upper(), start))
             else:
                 tokens.append(Token(Tok.IDENT, word, start))
-        elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
+        elif _digit(c) or (c == "." and i + 1 < n and _digit(text[i + 1])):
             i = _number(text, i, tokens)
         elif c == "'":
             i = _string(text, i, tokens)
@@ -102,21 +107,21 @@ def _number(text: str, i: int, tokens: list[Token]) -> int:
     """Exact (57) or approximate (7E3, 57.9e-2, 7., .5) numeric literal."""
     start, n = i, len(text)
     approximate = False
-    while i < n and text[i].isdigit():
+    while i < n and _digit(text[i]):
         i += 1
     if i < n and text[i] == ".":
         approximate = True
         i += 1
-        while i < n and text[i].isdigit():
+        while i < n and _digit(text[i]):
             i += 1
     if i < n and text[i] in "eE":
         j = i + 1
         if j < n and text[j] in "+-":
             j += 1
-        if j < n and text[j].isdigit():
+        if j < n and _digit(text[j]):
             approximate = True
             i = j
-            while i < n and text[i].isdigit():
+            while i < n and _digit(text[i]):
                 i += 1
         else:
             raise SelectorError(i + 1, "malformed number: exponent needs digits")
