@@ -72,6 +72,7 @@ def consumer_info(consumer: Consumer) -> dict[str, Any]:
         "prefetch": consumer.prefetch,
         "unacked": len(consumer.unacked),
         "durable_name": consumer.durable_name,
+        "selector": None if consumer.selector is None else consumer.selector.text,
     }
 
 

@@ -16,6 +16,7 @@ from ferrymq.core.errors import InvalidDestination, SubscriptionError
 from ferrymq.core.memory import MemoryMeter
 from ferrymq.core.message import Message
 from ferrymq.core.queue import Queue
+from ferrymq.core.selector import Selector, SelectorError
 from ferrymq.core.topic import TopicRouter
 from ferrymq.store.base import (
     AddMessage,
@@ -86,6 +87,7 @@ class Broker:
             queue = self._make_queue(spec.name, durable=True, topic_pattern=spec.topic_pattern)
             if spec.topic_pattern is not None:
                 self.durable_subscriptions[spec.name] = queue
+                queue.selector = self._recovered_selector(spec)
                 self.router.bind(spec.topic_pattern, queue)
             else:
                 self.queues[spec.name] = queue
@@ -93,6 +95,18 @@ class Broker:
             queue.messages.extend(recovered)
             self.memory.used += sum(len(m.body) for m in recovered if not isinstance(m, int))
             del recovered
+
+    @staticmethod
+    def _recovered_selector(spec: QueueSpec) -> Selector | None:
+        if spec.selector is None:
+            return None
+        try:
+            return Selector.compile(spec.selector)
+        except SelectorError as exc:
+            # Accepted when subscribed, so only a grammar change gets here;
+            # collect everything rather than nothing, and say so.
+            log.error("durable subscription %s: stored %s; not filtering", spec.name, exc)
+            return None
 
     async def stop(self) -> None:
         for conn in list(self.connections.values()):
@@ -178,6 +192,9 @@ class Broker:
             targets = self.router.match(str(destination))
             first = True
             for queue in targets:
+                selector = queue.selector
+                if selector is not None and not selector.matches(message):
+                    continue  # not for this subscription: never copied into it
                 self._enqueue(queue, message if first else message.copy())
                 first = False
 
@@ -258,7 +275,11 @@ class Broker:
         return queue
 
     def queue_for_subscription(
-        self, conn: ClientConnection, destination: Destination, durable_name: str | None
+        self,
+        conn: ClientConnection,
+        destination: Destination,
+        durable_name: str | None,
+        selector: Selector | None = None,
     ) -> Queue:
         kind = destination.kind
         if not kind.is_topic:
@@ -280,6 +301,7 @@ class Broker:
         pattern = str(destination)
         if durable_name is None:
             queue = self._make_queue(f"{pattern}#{conn.id}", durable=False, topic_pattern=pattern)
+            queue.selector = selector
             self.router.bind(pattern, queue)
             return queue
         if conn.client_id is None:
@@ -288,16 +310,20 @@ class Broker:
         queue = self.durable_subscriptions.get(key)
         if queue is not None and queue.consumers:
             raise SubscriptionError(f"durable subscription {durable_name!r} is already active")
-        if queue is not None and queue.topic_pattern != pattern:
-            # Re-subscribing under the same name to another topic replaces the
-            # subscription, as in JMS and ActiveMQ.
+        selector_text = None if selector is None else selector.text
+        old_selector = None if queue is None or queue.selector is None else queue.selector.text
+        if queue is not None and (queue.topic_pattern != pattern or old_selector != selector_text):
+            # Re-subscribing under the same name to another topic or with
+            # another selector replaces the subscription, as in JMS and ActiveMQ.
             self._delete_durable(queue)
             queue = None
         if queue is None:
             queue = self._make_queue(key, durable=True, topic_pattern=pattern)
+            queue.selector = selector
             self.durable_subscriptions[key] = queue
             self.router.bind(pattern, queue)
-            self._records.append(UpsertQueue(QueueSpec(key, topic_pattern=pattern)))
+            spec = QueueSpec(key, topic_pattern=pattern, selector=selector_text)
+            self._records.append(UpsertQueue(spec))
         return queue
 
     def consumer_removed(self, consumer: Consumer, *, remove_durable: bool) -> None:

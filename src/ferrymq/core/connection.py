@@ -12,6 +12,7 @@ from ferrymq.core.consumer import DEFAULT_PREFETCH, AckMode, Consumer
 from ferrymq.core.destination import Destination
 from ferrymq.core.errors import AckError, SubscriptionError, TransactionError
 from ferrymq.core.message import Message
+from ferrymq.core.selector import Selector
 from ferrymq.core.transaction import Transaction, TxSend, TxSettle
 
 if TYPE_CHECKING:
@@ -79,12 +80,16 @@ class ClientConnection:
         ack_mode: AckMode = AckMode.AUTO,
         prefetch: int = DEFAULT_PREFETCH,
         durable_name: str | None = None,
+        selector: str | None = None,
     ) -> Consumer:
+        """Attach a consumer; `selector` (JMS syntax) limits what it receives
+        and raises SelectorError if it does not parse."""
         if sub_id in self.consumers:
             raise SubscriptionError(f"subscription id {sub_id!r} is already in use")
         if prefetch < 1:
             raise SubscriptionError(f"prefetch must be at least 1, got {prefetch}")
-        queue = self.broker.queue_for_subscription(self, destination, durable_name)
+        compiled = Selector.compile(selector) if selector is not None else None
+        queue = self.broker.queue_for_subscription(self, destination, durable_name, compiled)
         consumer = Consumer(
             cid=next(self._cids),
             id=sub_id,
@@ -95,6 +100,7 @@ class ClientConnection:
             prefetch=prefetch,
             durable_name=durable_name,
             deliver=self.sink.deliver,
+            selector=compiled,
         )
         self.consumers[sub_id] = consumer
         self.consumers_by_cid[consumer.cid] = consumer

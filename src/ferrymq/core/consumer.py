@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ferrymq.core.connection import ClientConnection
     from ferrymq.core.destination import Destination
     from ferrymq.core.queue import Queue
+    from ferrymq.core.selector import Selector
 
 __all__ = ["DEFAULT_PREFETCH", "AckMode", "Consumer"]
 
@@ -44,6 +45,7 @@ class Consumer:
         "id",
         "prefetch",
         "queue",
+        "selector",
         "unacked",
     )
 
@@ -59,6 +61,7 @@ class Consumer:
         prefetch: int,
         durable_name: str | None,
         deliver: Callable[[Consumer, Message], None],
+        selector: Selector | None = None,
     ) -> None:
         self.cid = cid  # small int unique within the connection, for compact ack ids
         self.id = id  # the protocol's subscription id
@@ -68,6 +71,9 @@ class Consumer:
         self.ack_mode = ack_mode
         self.prefetch = prefetch
         self.durable_name = durable_name
+        # Only messages this matches are for us (on a queue, dispatch tests
+        # it; on a topic, the fan-out does, see Queue).
+        self.selector = selector
         # message id -> message, in delivery order (dicts keep insertion order),
         # which is what a cumulative ack needs.
         self.unacked: dict[str, Message] = {}

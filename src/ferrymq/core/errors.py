@@ -29,3 +29,13 @@ class AckError(BrokerError):
 
 class TransactionError(BrokerError):
     """Unknown or duplicate transaction id."""
+
+
+class SelectorError(BrokerError):
+    """A message selector that does not parse; names the 1-based position
+    (character column) of the problem, as ActiveMQ's and Artemis's errors do."""
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(f"invalid selector at position {position}: {reason}")
+        self.position = position
+        self.reason = reason

@@ -8,6 +8,12 @@ Paging: over the memory budget, a stored message waiting in the queue is
 replaced by its store key (an int) in place, so order is kept for free, and
 `loader` reads it back when it reaches a consumer (like RabbitMQ's lazy
 queues or ActiveMQ's store cursor, but per message).
+
+Selectors: while some consumer has one, dispatch takes a slower path
+(`_dispatch_selective`) that gives each consumer only what its selector
+matches and leaves a message nobody with credit matches where it is, so the
+others keep their FIFO order. A topic subscription's selector is not used
+here: the topic filters before copying a message into the subscription.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Callable, Collection, Iterable
 from ferrymq.core.consumer import AckMode, Consumer
 from ferrymq.core.memory import MemoryMeter
 from ferrymq.core.message import Message
+from ferrymq.core.selector import Selector
 
 __all__ = ["Loader", "Queue", "QueueStats"]
 
@@ -41,8 +48,16 @@ class QueueStats:
 class Queue:
     """FIFO of messages dispatched round robin to consumers with credit."""
 
+    # With selectors, one dispatch looks at most this many messages that no
+    # consumer takes (ActiveMQ's maxPageSize plays this part there): a
+    # consumer whose messages sit behind more non-matching ones than this
+    # waits until the head of the queue moves.
+    scan_limit = 1000
+
     __slots__ = (
         "_rr",
+        "_selective",
+        "_unmatched",
         "consumers",
         "durable",
         "loader",
@@ -50,6 +65,7 @@ class Queue:
         "meter",
         "name",
         "on_dispatched",
+        "selector",
         "stats",
         "topic_pattern",
     )
@@ -79,6 +95,15 @@ class Queue:
         # Counts the bodies this queue holds, queued or in flight.
         self.meter = meter
         self.loader = loader
+        # A topic subscription's selector, applied at fan-out (see Broker.route).
+        self.selector: Selector | None = None
+        # Consumers with a selector: any at all switches dispatch to the
+        # selective path, so the common case costs one test of this.
+        self._selective = 0
+        # How many messages at the head the last selective dispatch found no
+        # taker for among consumers with credit (still true until credit
+        # returns, which calls dispatch, or the head changes).
+        self._unmatched = 0
 
     @property
     def depth(self) -> int:
@@ -93,11 +118,15 @@ class Queue:
         self.messages.append(message)
         self.stats.enqueued += 1
         if self.consumers:
-            self.dispatch()
+            if self._selective:
+                self._dispatch_newest()
+            else:
+                self.dispatch()
 
     def requeue(self, messages: Iterable[Message]) -> None:
         """Put returned messages back at the head, in their original order."""
         returned = list(messages)
+        self._unmatched = 0  # a new head: nothing known about it
         for msg in reversed(returned):
             msg.delivery_count += 1
             self.messages.appendleft(msg)
@@ -107,6 +136,8 @@ class Queue:
 
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers.append(consumer)
+        if consumer.selector is not None and self.topic_pattern is None:
+            self._selective += 1
         self.dispatch()
 
     def remove_consumer(self, consumer: Consumer) -> None:
@@ -116,6 +147,8 @@ class Queue:
         except ValueError:
             return
         del self.consumers[idx]
+        if consumer.selector is not None and self.topic_pattern is None:
+            self._selective -= 1
         if self._rr > idx:
             self._rr -= 1
         unacked = list(consumer.unacked.values())
@@ -125,6 +158,9 @@ class Queue:
 
     def dispatch(self) -> None:
         """Hand out messages while some consumer has credit."""
+        if self._selective:
+            self._dispatch_selective()
+            return
         messages = self.messages
         consumers = self.consumers
         if len(consumers) == 1:
@@ -163,6 +199,84 @@ class Queue:
             if msg.persistent and self.durable:
                 # The store's business; an auto-ack delivery is also settled now.
                 self.on_dispatched(self, msg, consumer.ack_mode is AckMode.AUTO)
+
+    # -- selectors: kept apart from dispatch() so that its fast paths stay as
+    # they are.
+
+    def _eligible(self, consumer: Consumer, msg: Message) -> bool:
+        selector = consumer.selector
+        return selector is None or selector.matches(msg)
+
+    def _next_eligible(self, msg: Message) -> Consumer | None:
+        """The next consumer in round-robin order with credit that `msg` matches."""
+        consumers = self.consumers
+        n = len(consumers)
+        start = self._rr % n
+        for step in range(n):
+            consumer = consumers[(start + step) % n]
+            if consumer.has_credit and self._eligible(consumer, msg):
+                self._rr = (start + step + 1) % n
+                return consumer
+        return None
+
+    def _hand_out(self, consumer: Consumer, msg: Message) -> None:
+        self.stats.dequeued += 1
+        consumer.deliver(msg)
+        if consumer.ack_mode is AckMode.AUTO:
+            self.meter.release(len(msg.body))
+        if msg.persistent and self.durable:
+            self.on_dispatched(self, msg, consumer.ack_mode is AckMode.AUTO)
+
+    def _dispatch_selective(self) -> None:
+        """dispatch() when some consumer has a selector: scan from the head,
+        giving each message to the next consumer with credit that it matches;
+        one that none matches stays in place. Paged-out messages are read back
+        to be tested and, if nobody takes them, stay paged out."""
+        messages = self.messages
+        consumers = self.consumers
+        skipped: list[Message | int] = []
+        try:
+            while messages and consumers and len(skipped) < self.scan_limit:
+                if not any(c.has_credit for c in consumers):
+                    break
+                item = messages.popleft()
+                if isinstance(item, int):
+                    msg = self._page_in(item)
+                    if msg is None:
+                        break  # _page_in put the key back at the head
+                else:
+                    msg = item
+                consumer = self._next_eligible(msg)
+                if consumer is None:
+                    if isinstance(item, int):
+                        self.meter.release(len(msg.body))  # back to paged out
+                    skipped.append(item)
+                    continue
+                self._hand_out(consumer, msg)
+        finally:
+            # Back at the head, in order. Credit only fell during the scan, so
+            # each of them still matches no consumer with credit.
+            messages.extendleft(reversed(skipped))
+            self._unmatched = len(skipped)
+
+    def _dispatch_newest(self) -> None:
+        """enqueue() when some consumer has a selector: if every earlier message
+        is known to have no taker, only the new one needs testing, which keeps
+        a queue with a stuck head from being rescanned on every send."""
+        messages = self.messages
+        newest = messages[-1]
+        if self._unmatched != len(messages) - 1 or isinstance(newest, int):
+            # Beyond the scan limit the new message is out of sight until the
+            # head moves; otherwise, a full scan.
+            if self._unmatched < self.scan_limit:
+                self._dispatch_selective()
+            return
+        consumer = self._next_eligible(newest)
+        if consumer is None:
+            self._unmatched += 1
+            return
+        messages.pop()
+        self._hand_out(consumer, newest)
 
     def _page_in(self, key: int) -> Message | None:
         assert self.loader is not None, "a paged-out message in a queue without a loader"
@@ -213,6 +327,7 @@ class Queue:
         """Drop every queued (not in-flight) message; returns them."""
         dropped = list(self.messages)
         self.messages.clear()
+        self._unmatched = 0
         self.meter.release(sum(len(m.body) for m in dropped if not isinstance(m, int)))
         return dropped
 
@@ -250,6 +365,7 @@ class Queue:
             else:
                 kept.append(item)
         self.messages = kept
+        self._unmatched = 0  # positions changed; the next dispatch rescans
         return taken
 
     def drop_all(self) -> list[Message | int]:

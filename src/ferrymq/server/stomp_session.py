@@ -432,6 +432,9 @@ class StompSession(asyncio.Protocol):
         durable = headers.get("activemq.subscriptionName") or headers.get(
             "durable-subscription-name"
         )
+        selector = headers.get("selector")
+        if selector is not None and not selector.strip():
+            selector = None  # an empty selector selects everything, as in ActiveMQ
         destination = self.names.parse(dest_text)
         self._authorize("read", destination)
         self.conn.subscribe(
@@ -440,6 +443,7 @@ class StompSession(asyncio.Protocol):
             ack_mode=ack_mode,
             prefetch=prefetch,
             durable_name=durable,
+            selector=selector,
         )
         self._receipt(frame)
 

@@ -47,6 +47,8 @@ class QueueSpec:
     name: str
     # For a durable topic subscription: the topic pattern it is bound to.
     topic_pattern: str | None = None
+    # For a durable topic subscription with a selector: its text.
+    selector: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

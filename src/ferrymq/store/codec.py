@@ -4,14 +4,16 @@ Each journal ADD entry's payload starts with a one-byte tag; the rest is a
 fixed struct header and length-prefixed UTF-8 strings, then the body last so
 that it is sliced, not copied, on decode. Layout (all little-endian):
 
-    queue:     b"Q" | name | pattern-flag u8 | pattern (if flag)
+    queue:     b"Q" | name | flags u8 | pattern (if flags & 1) | selector (if flags & 2)
     message:   b"M" | queue | id | flags u8 | timestamp i64 | delivery_count u32
                     | header count u16 | (name | value)* | body (rest)
     delivered: b"D" | queue | highest delivered message key u64
     id:        b"I" | scope | id          (a remembered dedup-id or transaction id)
     meta:      b"B" | JSON text
 
-where each string is u16 length + UTF-8 bytes (u32 for header values).
+where each string is u16 length + UTF-8 bytes (u32 for header values and
+selectors). The queue flags byte was a 0/1 pattern flag before selectors,
+so older records read the same.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ _U32 = struct.Struct("<I")
 _MSG_FIXED = struct.Struct("<BqIH")  # flags, timestamp, delivery_count, header count
 _U64 = struct.Struct("<Q")
 _PERSISTENT = 1
+_HAS_PATTERN = 1
+_HAS_SELECTOR = 2
 
 
 class CodecError(ValueError):
@@ -73,9 +77,16 @@ def _s32(text: str) -> bytes:
 
 
 def encode_queue(spec: QueueSpec) -> bytes:
-    if spec.topic_pattern is None:
-        return b"Q" + _s16(spec.name) + b"\0"
-    return b"Q" + _s16(spec.name) + b"\1" + _s16(spec.topic_pattern)
+    flags = 0
+    parts = [b"Q", _s16(spec.name), b""]
+    if spec.topic_pattern is not None:
+        flags |= _HAS_PATTERN
+        parts.append(_s16(spec.topic_pattern))
+    if spec.selector is not None:
+        flags |= _HAS_SELECTOR
+        parts.append(_s32(spec.selector))
+    parts[2] = bytes([flags])
+    return b"".join(parts)
 
 
 def encode_message(queue: str, message: Message) -> bytes:
@@ -176,9 +187,11 @@ def _decode(
         return queue, message
     if tag == b"Q":
         name = r.s16()
-        has_pattern = payload[r.pos]
+        flags = payload[r.pos]
         r.pos += 1
-        return QueueSpec(name, r.s16() if has_pattern else None)
+        pattern = r.s16() if flags & _HAS_PATTERN else None
+        selector = r.s32() if flags & _HAS_SELECTOR else None
+        return QueueSpec(name, pattern, selector)
     if tag == b"D":
         queue = r.s16()
         (key,) = _U64.unpack_from(payload, r.pos)
