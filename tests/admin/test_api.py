@@ -205,3 +205,19 @@ def test_api_changes_are_persisted(tmp_path: Path) -> None:
         assert depths == {"src": 3, "dst": 2, "junk": 0, "ferrymq.test.sync": 0}
         bodies = [m["body"] for m in http.ok("GET", "/api/queues/dst/messages")["messages"]]
         assert bodies[0] == "m0" and bodies[1].startswith("api-")
+
+
+def test_move_by_selector(http: Http, clients: Any) -> None:
+    producer = clients()
+    for i in range(6):
+        producer.conn.send("/queue/DLQ.sel", f"m{i}", headers={"kind": "a" if i % 2 else "b"})
+    producer.sync()
+    moved = http.ok("POST", "/api/queues/DLQ.sel/move", {"to": "sel", "selector": "kind = 'a'"})
+    assert moved["moved"] == 3
+    assert [m["body"] for m in http.ok("GET", "/api/queues/sel/messages")["messages"]] == [
+        "m1",
+        "m3",
+        "m5",
+    ]
+    bad = http.request("POST", "/api/queues/DLQ.sel/move", {"to": "sel", "selector": "kind ="})
+    assert bad[0] == 400 and "invalid selector at position" in bad[1]["error"]

@@ -298,11 +298,17 @@ async def move(request: web.Request) -> web.Response:
     ids = _field(data, "ids", list, None)
     if ids is not None and not all(isinstance(i, str) for i in ids):
         raise ApiError(400, "field 'ids' must be a list of message ids")
+    selector = _field(data, "selector", str, None)
     require(request, "admin", queue.name)
     require(request, "write", target)
     broker = state(request).server.broker
     moved = _core_call(
-        management.move, broker, queue.name, target, None if ids is None else set(ids)
+        management.move,
+        broker,
+        queue.name,
+        target,
+        None if ids is None else set(ids),
+        selector or None,
     )
     await _durable(request)
     return web.json_response({"from": queue.name, "to": target, "moved": moved})

@@ -16,6 +16,7 @@ from ferrymq.core.destination import Destination, DestinationKind
 from ferrymq.core.errors import BrokerError, InvalidDestination
 from ferrymq.core.message import Message
 from ferrymq.core.queue import Queue
+from ferrymq.core.selector import Selector
 
 __all__ = [
     "UnknownQueue",
@@ -76,8 +77,15 @@ def get(broker: Broker, key: str, count: int) -> list[Message]:
     return taken
 
 
-def move(broker: Broker, source: str, target: str, ids: Collection[str] | None) -> int:
-    """Move queued messages (all, or those with the given ids) to another queue.
+def move(
+    broker: Broker,
+    source: str,
+    target: str,
+    ids: Collection[str] | None,
+    selector: str | None = None,
+) -> int:
+    """Move queued messages (all, those with the given ids, and/or those a JMS
+    selector matches) to another queue.
 
     The removal from `source` and the addition to `target` are one store
     write, so a crash keeps the messages in exactly one of the two queues.
@@ -90,7 +98,8 @@ def move(broker: Broker, source: str, target: str, ids: Collection[str] | None) 
         raise InvalidDestination(f"can only move to a queue (/queue/NAME), not {target}")
     if str(dest) == src.name:
         raise InvalidDestination("source and target are the same queue")
-    taken = src.take(ids)
+    where = Selector.compile(selector).matches if selector else None
+    taken = src.take(ids, where=where)
     broker.settle(src, taken)
     for msg in taken:
         moved = Message(

@@ -346,9 +346,14 @@ class Queue:
             return self.loader(self, item)
         return item
 
-    def take(self, ids: Collection[str] | None = None, limit: int | None = None) -> list[Message]:
+    def take(
+        self,
+        ids: Collection[str] | None = None,
+        limit: int | None = None,
+        where: Callable[[Message], bool] | None = None,
+    ) -> list[Message]:
         """Remove and return queued messages: those named in `ids` (all when
-        None), at most `limit` of them, in queue order. The caller settles them
+        None) that `where` accepts, at most `limit` of them, in queue order. The caller settles them
         (memory, store) or puts them elsewhere; paged-out ones are read back and
         count against the memory budget like the others."""
         taken: list[Message] = []
@@ -358,7 +363,7 @@ class Queue:
                 kept.append(item)
                 continue
             msg = self._read(item)
-            if ids is None or msg.id in ids:
+            if (ids is None or msg.id in ids) and (where is None or where(msg)):
                 if isinstance(item, int):
                     self.meter.used += len(msg.body)
                 taken.append(msg)

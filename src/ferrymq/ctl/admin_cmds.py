@@ -167,6 +167,8 @@ def _move(api: ApiClient, ns: argparse.Namespace) -> int:
     body: dict[str, Any] = {"to": ns.target}
     if ns.id:
         body["ids"] = ns.id
+    if ns.selector:
+        body["selector"] = ns.selector
     result = api.call("POST", f"{_queue_path(ns.source)}/move", body)
     _out(ns, result, lambda: f"moved {result['moved']} messages to {result['to']}")
     return 0
@@ -181,7 +183,7 @@ ADMIN_COMMANDS: dict[str, tuple[Command, str]] = {
     "send": (_send, "send a message to /queue/NAME (or bare NAME) or /topic/NAME"),
     "receive": (_receive, "take (consume) up to N messages from a queue"),
     "purge": (_purge, "delete every queued message of a queue"),
-    "move": (_move, "move messages (all, or --id ...) from one queue to another"),
+    "move": (_move, "move messages (all, --id ..., or --selector) from one queue to another"),
 }
 
 
@@ -207,3 +209,4 @@ def add_admin_parsers(
     move.add_argument("source")
     move.add_argument("target")
     move.add_argument("--id", action="append", default=[], help="only this message (repeatable)")
+    move.add_argument("--selector", help="only messages this JMS selector matches")
