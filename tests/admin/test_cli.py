@@ -105,7 +105,11 @@ def test_admin_commands_against_a_broker(tmp_path: Path) -> None:
         moved = cli("move", "jobs", "DLQ.jobs", "--id", page["messages"][0]["id"])
         assert moved.returncode == 0 and "moved 0 messages" in moved.stdout  # already consumed
         assert "moved 2 messages" in cli("move", "jobs", "DLQ.jobs").stdout
-        assert "purged 2 messages" in cli("purge", "DLQ.jobs").stdout
+        for i in range(3):
+            assert cli("send", "jobs", f"more-{i}").returncode == 0
+        batched = cli("move", "jobs", "DLQ.jobs", "--batch", "2", "--selector", "1 = 1")
+        assert "moved 3 messages" in batched.stdout, batched.stderr  # 2 + 1, two requests
+        assert "purged 5 messages" in cli("purge", "DLQ.jobs").stdout
 
         conn = stomp.Connection12([("127.0.0.1", broker.stomp_port)])
         conn.connect("ops", "pw", wait=True)

@@ -299,6 +299,9 @@ async def move(request: web.Request) -> web.Response:
     if ids is not None and not all(isinstance(i, str) for i in ids):
         raise ApiError(400, "field 'ids' must be a list of message ids")
     selector = _field(data, "selector", str, None)
+    limit = _field(data, "limit", int, None)
+    if limit is not None and limit < 1:
+        raise ApiError(400, "field 'limit' must be a positive number")
     require(request, "admin", queue.name)
     require(request, "write", target)
     broker = state(request).server.broker
@@ -309,6 +312,7 @@ async def move(request: web.Request) -> web.Response:
         target,
         None if ids is None else set(ids),
         selector or None,
+        limit,
     )
     await _durable(request)
     return web.json_response({"from": queue.name, "to": target, "moved": moved})

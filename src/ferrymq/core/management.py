@@ -83,6 +83,7 @@ def move(
     target: str,
     ids: Collection[str] | None,
     selector: str | None = None,
+    limit: int | None = None,
 ) -> int:
     """Move queued messages (all, those with the given ids, and/or those a JMS
     selector matches) to another queue.
@@ -99,7 +100,7 @@ def move(
     if str(dest) == src.name:
         raise InvalidDestination("source and target are the same queue")
     where = Selector.compile(selector).matches if selector else None
-    taken = src.take(ids, where=where)
+    taken = src.take(ids, limit=limit, where=where)
     broker.settle(src, taken)
     for msg in taken:
         moved = Message(

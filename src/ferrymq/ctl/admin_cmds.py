@@ -164,14 +164,35 @@ def _purge(api: ApiClient, ns: argparse.Namespace) -> int:
 
 
 def _move(api: ApiClient, ns: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"to": ns.target}
+    """In batches of --batch (each one atomic store write), with a progress
+    bar on a terminal: moving a big DLQ back takes a while."""
+    body: dict[str, Any] = {"to": ns.target, "limit": ns.batch}
     if ns.id:
         body["ids"] = ns.id
     if ns.selector:
         body["selector"] = ns.selector
-    result = api.call("POST", f"{_queue_path(ns.source)}/move", body)
-    _out(ns, result, lambda: f"moved {result['moved']} messages to {result['to']}")
+    path = _queue_path(ns.source)
+    total = api.call("GET", path).get("depth", 0)
+    show = not ns.json and sys.stderr.isatty() and total > ns.batch
+    moved = 0
+    while True:
+        result = api.call("POST", f"{path}/move", body)
+        moved += result["moved"]
+        if show:
+            _progress(moved, total)
+        if result["moved"] < ns.batch:
+            break
+    if show:
+        print(file=sys.stderr)
+    result["moved"] = moved
+    _out(ns, result, lambda: f"moved {moved} messages to {result['to']}")
     return 0
+
+
+def _progress(done: int, total: int, width: int = 40) -> None:
+    filled = width * min(done, total) // max(total, 1)
+    bar = "#" * filled + " " * (width - filled)
+    print(f"\rmoving [{bar}] {done}/{total}", end="", file=sys.stderr, flush=True)
 
 
 ADMIN_COMMANDS: dict[str, tuple[Command, str]] = {
@@ -210,3 +231,6 @@ def add_admin_parsers(
     move.add_argument("target")
     move.add_argument("--id", action="append", default=[], help="only this message (repeatable)")
     move.add_argument("--selector", help="only messages this JMS selector matches")
+    move.add_argument(
+        "--batch", type=int, default=1000, help="messages per request (default: 1000)"
+    )
