@@ -4,10 +4,13 @@ and a raw socket for bytes no well-behaved client would send."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import socket
 import uuid
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from stomp.utils import Frame as StompPyFrame
 
 from ferrymq.protocol.stomp import Frame, StompParser, serialize_frame
 from ferrymq.testing import ThreadedBroker
+from ferrymq.testing.wire import WireClient
 
 TIMEOUT = 5.0
 
@@ -171,3 +175,79 @@ def raw(broker: ThreadedBroker) -> Iterator[Any]:
     yield make
     for client in made:
         client.close()
+
+
+class Peer:
+    """A WireClient that waits for a RECEIPT on every frame it sends, keeping
+    the MESSAGEs that arrive meanwhile: every wait is bounded by the socket
+    timeout, and a receipt round trip is the only synchronisation."""
+
+    def __init__(self, port: int, **connect: str) -> None:
+        self.wire = WireClient(port)
+        self.wire.connect(**connect)
+        self.messages: deque[Frame] = deque()
+        self._ids = itertools.count()
+
+    def request(self, command: str, body: bytes = b"", **headers: str) -> None:
+        receipt = f"r{next(self._ids)}"
+        self.wire.send(command, body, receipt=receipt, **headers)
+        while True:
+            frame = self.wire.frame()
+            if frame.command == "ERROR":
+                raise AssertionError(f"ERROR: {frame.headers.get('message')}")
+            if frame.command == "RECEIPT" and frame.headers["receipt-id"] == receipt:
+                return
+            self.messages.append(frame)
+
+    def send(self, destination: str, body: str = "", **headers: str) -> None:
+        self.request("SEND", body.encode(), destination=destination, **headers)
+
+    def subscribe(self, destination: str, sub_id: str = "s", **headers: str) -> None:
+        self.request("SUBSCRIBE", destination=destination, id=sub_id, **headers)
+
+    def get(self) -> Frame:
+        if self.messages:
+            return self.messages.popleft()
+        frame = self.wire.frame()
+        assert frame.command == "MESSAGE", frame
+        return frame
+
+    def drain(self) -> list[Frame]:
+        """Every MESSAGE dispatched to us so far (a round trip flushes them)."""
+        self.request("SEND", b"", destination="/queue/ferrymq.test.sync")
+        got = list(self.messages)
+        self.messages.clear()
+        return got
+
+    def ack(self, frame: Frame) -> None:
+        self.request("ACK", id=frame.headers["ack"])
+
+    def leave(self, sub_id: str = "s") -> None:
+        """Unsubscribe (what it had not acked goes back at once), then close."""
+        self.request("UNSUBSCRIBE", id=sub_id)
+        self.close()
+
+    def close(self) -> None:
+        self.wire.close()
+
+
+@pytest.fixture
+def peers() -> Iterator[Callable[[ThreadedBroker], Peer]]:
+    made: list[Peer] = []
+
+    def make(broker: ThreadedBroker) -> Peer:
+        peer = Peer(broker.stomp_port)
+        made.append(peer)
+        return peer
+
+    yield make
+    for peer in made:
+        peer.close()
+
+
+def bodies(frames: list[Frame]) -> list[str]:
+    return [f.body.decode() for f in frames]
+
+
+def journal_broker(path: Path, **settings: Any) -> ThreadedBroker:
+    return ThreadedBroker(store="journal", data=str(path), **settings)

@@ -14,7 +14,7 @@ from ferrymq.core.dedup import TRANSACTIONS_SCOPE, IdWindow
 from ferrymq.core.destination import Destination, DestinationKind
 from ferrymq.core.errors import InvalidDestination, SubscriptionError
 from ferrymq.core.memory import MemoryMeter
-from ferrymq.core.message import Message
+from ferrymq.core.message import Message, parse_priority
 from ferrymq.core.queue import Queue
 from ferrymq.core.selector import Selector, SelectorError
 from ferrymq.core.topic import TopicRouter
@@ -41,6 +41,17 @@ _DURABLE_PREFIX = "/subscription/"
 
 def durable_key(client_id: str, name: str) -> str:
     return f"{_DURABLE_PREFIX}{client_id}:{name}"
+
+
+def _virtual_topic(queue_key: str) -> str | None:
+    """`/queue/Consumer.A.VirtualTopic.X` -> `/topic/VirtualTopic.X`; None
+    for a queue that is not a virtual topic's consumer queue."""
+    if not queue_key.startswith("/queue/Consumer."):
+        return None
+    parts = queue_key[len("/queue/") :].split(".", 2)
+    if len(parts) < 3 or not parts[2].startswith("VirtualTopic."):
+        return None
+    return f"/topic/{parts[2]}"
 
 
 class Broker:
@@ -91,10 +102,13 @@ class Broker:
                 self.router.bind(spec.topic_pattern, queue)
             else:
                 self.queues[spec.name] = queue
-            recovered = state.messages.pop(spec.name, ())
-            queue.messages.extend(recovered)
-            self.memory.used += sum(len(m.body) for m in recovered if not isinstance(m, int))
-            del recovered
+                self._bind_virtual(queue)
+            queue.restore(
+                state.messages.pop(spec.name, ()),
+                state.priorities.get(spec.name),
+                grouped=spec.name in state.grouped,
+                seq=state.sequences.get(spec.name, 0),
+            )
 
     @staticmethod
     def _recovered_selector(spec: QueueSpec) -> Selector | None:
@@ -161,6 +175,7 @@ class Broker:
             body,
             persistent=persistent,
             timestamp=int(time.time() * 1000),
+            priority=parse_priority(headers.get("priority")),
         )
 
     def check_send_destination(
@@ -202,6 +217,10 @@ class Broker:
         """False if `dedup_id` was already accepted for this destination (a
         resend: drop it); else remember it, durably with this operation."""
         return self._remember(str(destination), dedup_id)
+
+    def seen(self, destination: Destination, dedup_id: str) -> bool:
+        """Whether `dedup_id` was already accepted for this destination."""
+        return (str(destination), dedup_id) in self.ids
 
     def transaction_committed(self, tx_id: str) -> None:
         self._remember(TRANSACTIONS_SCOPE, tx_id)
@@ -272,7 +291,23 @@ class Broker:
         if queue is None:
             queue = self.queues[key] = self._make_queue(key, durable=True)
             self._records.append(UpsertQueue(QueueSpec(key)))
+            self._bind_virtual(queue)
         return queue
+
+    def _bind_virtual(self, queue: Queue) -> None:
+        """`/queue/Consumer.<name>.VirtualTopic.X` also gets what is published
+        to `/topic/VirtualTopic.X` (ActiveMQ's virtual topics): bound to the
+        topic like a subscription, so publishing needs no extra step."""
+        topic = _virtual_topic(queue.name)
+        if topic is not None:
+            self.router.bind(topic, queue)
+
+    def browse(self, destination: Destination) -> list[Message]:
+        """A snapshot of a queue's waiting messages in dispatch order, left in place."""
+        if destination.kind.is_topic or destination.is_wildcard:
+            raise InvalidDestination(f"only queues can be browsed, not {destination}")
+        queue = self.queues.get(str(destination))
+        return [] if queue is None else queue.browse()
 
     def queue_for_subscription(
         self,
@@ -360,6 +395,9 @@ class Broker:
             self._delete_durable(queue)
         else:
             del self.queues[key]
+            topic = _virtual_topic(key)
+            if topic is not None:
+                self.router.unbind(topic, queue)
             self._drop_stored(queue)
         return queue
 

@@ -6,6 +6,7 @@ raising `BrokerError` or by calling the session's `DeliverySink`.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ferrymq.core.consumer import DEFAULT_PREFETCH, AckMode, Consumer
@@ -48,7 +49,7 @@ class ClientConnection:
 
     def send(
         self,
-        destination: Destination,
+        destination: Destination | Sequence[Destination],
         headers: dict[str, str],
         body: bytes,
         *,
@@ -57,8 +58,16 @@ class ClientConnection:
         dedup_id: str | None = None,
     ) -> bool:
         """Route a message now, or at COMMIT of `transaction`. False if it was
-        dropped as a duplicate of one already accepted (same `dedup_id`)."""
+        dropped as a duplicate of one already accepted (same `dedup_id`).
+
+        Several destinations (a composite destination) each get their own
+        copy, in one atomic store write; with a `dedup_id`, the send is a
+        duplicate if any of them already accepted that id."""
         broker = self.broker
+        if not isinstance(destination, Destination):
+            return self._send_composite(
+                destination, headers, body, persistent, transaction, dedup_id
+            )
         destination = broker.check_send_destination(self, destination)
         message = broker.new_message(destination, headers, body, persistent)
         if transaction is not None:
@@ -69,6 +78,39 @@ class ClientConnection:
         broker.route(self, destination, message)
         broker.flush_records()
         return True
+
+    def _send_composite(
+        self,
+        destinations: Sequence[Destination],
+        headers: dict[str, str],
+        body: bytes,
+        persistent: bool,
+        transaction: str | None,
+        dedup_id: str | None,
+    ) -> bool:
+        broker = self.broker
+        sends = []
+        for target in destinations:
+            target = broker.check_send_destination(self, target)
+            sends.append(
+                TxSend(target, broker.new_message(target, headers, body, persistent), dedup_id)
+            )
+        if transaction is not None:
+            self._tx(transaction).actions.extend(sends)
+            return True
+        if dedup_id is not None:
+            if any(broker.seen(send.destination, dedup_id) for send in sends):
+                return False
+            for send in sends:
+                broker.accept_once(send.destination, dedup_id)
+        for send in sends:
+            broker.route(self, send.destination, send.message)
+        broker.flush_records()
+        return True
+
+    def browse(self, destination: Destination) -> list[Message]:
+        """What a queue holds now, without consuming it (a queue browser)."""
+        return self.broker.browse(destination)
 
     # -- consuming -------------------------------------------------------
 
@@ -81,6 +123,7 @@ class ClientConnection:
         prefetch: int = DEFAULT_PREFETCH,
         durable_name: str | None = None,
         selector: str | None = None,
+        exclusive: bool = False,
     ) -> Consumer:
         """Attach a consumer; `selector` (JMS syntax) limits what it receives
         and raises SelectorError if it does not parse."""
@@ -104,7 +147,7 @@ class ClientConnection:
         )
         self.consumers[sub_id] = consumer
         self.consumers_by_cid[consumer.cid] = consumer
-        queue.add_consumer(consumer)
+        queue.add_consumer(consumer, exclusive=exclusive)
         self.broker.flush_records()
         return consumer
 
@@ -162,7 +205,7 @@ class ClientConnection:
             self.broker.settle(queue, settled)
         else:
             queue.requeue(settled)
-        if consumer.queue.messages:
+        if queue.depth:
             queue.dispatch()
 
     # -- transactions ----------------------------------------------------
@@ -206,7 +249,7 @@ class ClientConnection:
         self.writable = writable
         if writable:
             for consumer in list(self.consumers.values()):
-                if consumer.queue.messages:
+                if consumer.queue.depth:
                     consumer.queue.dispatch()
             self.broker.flush_records()
 

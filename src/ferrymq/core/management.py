@@ -90,8 +90,9 @@ def move(
 
     The removal from `source` and the addition to `target` are one store
     write, so a crash keeps the messages in exactly one of the two queues.
-    Moved messages keep their id, headers and body; their delivery count
-    starts again (a message replayed from a DLQ is a first delivery).
+    Moved messages keep their id, headers, priority and body (and take the
+    target's next sequence numbers); their delivery count starts again (a
+    message replayed from a DLQ is a first delivery).
     """
     src = find_queue(broker, source)
     dest = Destination.parse(target)
@@ -110,6 +111,7 @@ def move(
             msg.body,
             persistent=msg.persistent,
             timestamp=msg.timestamp,
+            priority=msg.priority,
         )
         broker.route(None, dest, moved)
     broker.flush_records()

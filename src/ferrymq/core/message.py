@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from ferrymq.core.destination import Destination
 
-__all__ = ["Message"]
+__all__ = ["DEFAULT_PRIORITY", "Message", "parse_priority"]
+
+# JMS's default priority; 0-9, higher first.
+DEFAULT_PRIORITY = 4
+
+
+def parse_priority(text: str | None) -> int:
+    """The `priority` header as 0-9, ActiveMQ style: clamped, and the default
+    when absent or not a number (a bad header must not fail the SEND)."""
+    if text is None:
+        return DEFAULT_PRIORITY
+    try:
+        value = int(text)
+    except ValueError:
+        return DEFAULT_PRIORITY
+    return 0 if value < 0 else 9 if value > 9 else value
 
 
 class Message:
@@ -24,6 +39,8 @@ class Message:
         "headers",
         "id",
         "persistent",
+        "priority",
+        "seq",
         "store_key",
         "timestamp",
     )
@@ -38,6 +55,8 @@ class Message:
         persistent: bool = False,
         timestamp: int = 0,
         delivery_count: int = 0,
+        priority: int = DEFAULT_PRIORITY,
+        seq: int = 0,
     ) -> None:
         self.id = id
         self.destination = destination
@@ -50,6 +69,10 @@ class Message:
         # The store's handle for this copy once stored (0: not stored). A queue
         # over the memory budget keeps only this and reads the rest back later.
         self.store_key = 0
+        self.priority = priority
+        # Position in its queue (1, 2, ...; 0: not queued yet), assigned by the
+        # queue on enqueue, so each copy of a fanned-out message has its own.
+        self.seq = seq
 
     @property
     def redelivered(self) -> bool:
@@ -64,6 +87,7 @@ class Message:
             persistent=self.persistent,
             timestamp=self.timestamp,
             delivery_count=self.delivery_count,
+            priority=self.priority,
         )
 
     def __repr__(self) -> str:

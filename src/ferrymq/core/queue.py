@@ -9,6 +9,15 @@ replaced by its store key (an int) in place, so order is kept for free, and
 `loader` reads it back when it reaches a consumer (like RabbitMQ's lazy
 queues or ActiveMQ's store cursor, but per message).
 
+Ordering tools: priorities (0-9, higher first, FIFO within one), message
+groups (`JMSXGroupID`) and exclusive consumers. A queue that uses none of
+them -- the common case -- dispatches on the fast path: one deque, popped
+from the left. Once one is in use, dispatch takes the ordered path: one
+deque per priority (created at the first non-default priority; `messages`
+stays the default priority's), walked message by message, each handed to a
+consumer that may take it (`_can_take`) or skipped and left in place.
+Every message gets the queue's next sequence number (`Message.seq`).
+
 Selectors: while some consumer has one, dispatch takes a slower path
 (`_dispatch_selective`) that gives each consumer only what its selector
 matches and leaves a message nobody with credit matches where it is, so the
@@ -21,14 +30,22 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from ferrymq.core.consumer import AckMode, Consumer
 from ferrymq.core.memory import MemoryMeter
-from ferrymq.core.message import Message
+from ferrymq.core.message import DEFAULT_PRIORITY, Message
 from ferrymq.core.selector import Selector
 
-__all__ = ["Loader", "Queue", "QueueStats"]
+__all__ = ["GROUP_HEADER", "GROUP_SEQ_HEADER", "Loader", "Queue", "QueueStats"]
+
+# ActiveMQ's message group headers; a JMSXGroupSeq of -1 closes the group.
+GROUP_HEADER = "JMSXGroupID"
+GROUP_SEQ_HEADER = "JMSXGroupSeq"
+# The ordered path looks at most this many messages it cannot hand out yet
+# (their group's consumer is busy) per dispatch before it stops, like
+# ActiveMQ's maxPageSize window: a dispatch stays bounded on a deep queue.
+SCAN_LIMIT = 1000
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +72,11 @@ class Queue:
     scan_limit = 1000
 
     __slots__ = (
+        "_exclusive",
+        "_grouped",
+        "_groups",
+        "_lanes",
+        "_ordered",
         "_rr",
         "_selective",
         "_unmatched",
@@ -66,6 +88,7 @@ class Queue:
         "name",
         "on_dispatched",
         "selector",
+        "seq",
         "stats",
         "topic_pattern",
     )
@@ -104,18 +127,90 @@ class Queue:
         # taker for among consumers with credit (still true until credit
         # returns, which calls dispatch, or the head changes).
         self._unmatched = 0
+        # The last sequence number given to a message.
+        self.seq = 0
+        # None until a message with a non-default priority comes; then one
+        # deque per priority 0-9, the default one being `messages`.
+        self._lanes: list[deque[Message | int]] | None = None
+        # Once a grouped message came: group id -> the consumer that owns it.
+        self._grouped = False
+        self._groups: dict[str, Consumer] = {}
+        # Exclusive consumers in subscription order; the first gets everything.
+        self._exclusive: list[Consumer] = []
+        # True when any ordering tool is in use: dispatch takes the ordered path.
+        self._ordered = False
 
     @property
     def depth(self) -> int:
-        return len(self.messages)
+        lanes = self._lanes
+        return len(self.messages) if lanes is None else sum(map(len, lanes))
+
+    @property
+    def exclusive_consumer(self) -> Consumer | None:
+        """The consumer that gets every message while exclusive ones are attached."""
+        return self._exclusive[0] if self._exclusive else None
+
+    def _update_mode(self) -> None:
+        self._ordered = self._lanes is not None or self._grouped or bool(self._exclusive)
+
+    def _lane(self, priority: int) -> deque[Message | int]:
+        lanes = self._lanes
+        if lanes is None:
+            lanes = self._lanes = [deque() for _ in range(10)]
+            lanes[DEFAULT_PRIORITY] = self.messages
+            self._ordered = True
+        return lanes[priority]
+
+    def _by_priority(self) -> list[deque[Message | int]]:
+        """The deques, highest priority first."""
+        lanes = self._lanes
+        return [self.messages] if lanes is None else lanes[::-1]
+
+    def restore(
+        self,
+        items: Iterable[Message | int],
+        priorities: Mapping[int, int] | None = None,
+        *,
+        grouped: bool = False,
+        seq: int = 0,
+    ) -> None:
+        """Take what the store recovered, in order, before any consumer comes:
+        messages or store keys (`priorities` gives the non-default priority of
+        a key, `grouped` says whether any is in a group; `seq` is the last
+        number the queue gave)."""
+        messages = self.messages
+        priorities = priorities or {}
+        for item in items:
+            if isinstance(item, int):
+                priority = priorities.get(item, DEFAULT_PRIORITY)
+            else:
+                priority = item.priority
+                self.meter.used += len(item.body)
+                grouped = grouped or GROUP_HEADER in item.headers
+                seq = max(seq, item.seq)
+            if priority != DEFAULT_PRIORITY or self._lanes is not None:
+                self._lane(priority).append(item)
+            else:
+                messages.append(item)
+        self.seq = max(self.seq, seq)
+        if grouped:
+            self._grouped = True
+            self._update_mode()
 
     @property
     def in_flight(self) -> int:
         return sum(len(c.unacked) for c in self.consumers)
 
     def enqueue(self, message: Message) -> None:
+        seq = self.seq = self.seq + 1
+        message.seq = seq
         self.meter.used += len(message.body)
-        self.messages.append(message)
+        if message.priority == DEFAULT_PRIORITY and self._lanes is None:
+            self.messages.append(message)
+        else:
+            self._lane(message.priority).append(message)
+        if not self._grouped and GROUP_HEADER in message.headers:
+            self._grouped = self._ordered = True
         self.stats.enqueued += 1
         if self.consumers:
             if self._selective:
@@ -124,20 +219,29 @@ class Queue:
                 self.dispatch()
 
     def requeue(self, messages: Iterable[Message]) -> None:
-        """Put returned messages back at the head, in their original order."""
+        """Put returned messages back at the head (of their priority), in
+        their original order."""
         returned = list(messages)
         self._unmatched = 0  # a new head: nothing known about it
         for msg in reversed(returned):
             msg.delivery_count += 1
-            self.messages.appendleft(msg)
+            if msg.priority == DEFAULT_PRIORITY and self._lanes is None:
+                self.messages.appendleft(msg)
+            else:
+                self._lane(msg.priority).appendleft(msg)
+            if not self._grouped and GROUP_HEADER in msg.headers:
+                self._grouped = self._ordered = True
         self.stats.redelivered += len(returned)
         if self.consumers:
             self.dispatch()
 
-    def add_consumer(self, consumer: Consumer) -> None:
+    def add_consumer(self, consumer: Consumer, *, exclusive: bool = False) -> None:
         self.consumers.append(consumer)
         if consumer.selector is not None and self.topic_pattern is None:
             self._selective += 1
+        if exclusive:
+            self._exclusive.append(consumer)
+            self._update_mode()
         self.dispatch()
 
     def remove_consumer(self, consumer: Consumer) -> None:
@@ -151,6 +255,13 @@ class Queue:
             self._selective -= 1
         if self._rr > idx:
             self._rr -= 1
+        if self._exclusive and consumer in self._exclusive:
+            # The next exclusive consumer (if any) takes over.
+            self._exclusive.remove(consumer)
+            self._update_mode()
+        if self._groups:
+            # Its groups go to whoever gets their next message.
+            self._groups = {g: c for g, c in self._groups.items() if c is not consumer}
         unacked = list(consumer.unacked.values())
         consumer.unacked.clear()
         if unacked:
@@ -158,6 +269,10 @@ class Queue:
 
     def dispatch(self) -> None:
         """Hand out messages while some consumer has credit."""
+        if self._ordered:
+            # Priorities, groups or exclusive consumers (selectors too, there).
+            self._dispatch_ordered()
+            return
         if self._selective:
             self._dispatch_selective()
             return
@@ -171,6 +286,7 @@ class Queue:
                 if isinstance(item, int):
                     msg = self._page_in(item)
                     if msg is None:
+                        messages.appendleft(item)
                         return
                 else:
                     msg = item
@@ -189,16 +305,106 @@ class Queue:
             if isinstance(item, int):
                 msg = self._page_in(item)
                 if msg is None:
+                    messages.appendleft(item)
                     return
             else:
                 msg = item
-            self.stats.dequeued += 1
-            consumer.deliver(msg)
-            if consumer.ack_mode is AckMode.AUTO:
-                self.meter.release(len(msg.body))
-            if msg.persistent and self.durable:
-                # The store's business; an auto-ack delivery is also settled now.
-                self.on_dispatched(self, msg, consumer.ack_mode is AckMode.AUTO)
+            self._hand(consumer, msg)
+
+    def _hand(self, consumer: Consumer, msg: Message) -> None:
+        self.stats.dequeued += 1
+        consumer.deliver(msg)
+        if consumer.ack_mode is AckMode.AUTO:
+            self.meter.release(len(msg.body))
+        if msg.persistent and self.durable:
+            # The store's business; an auto-ack delivery is also settled now.
+            self.on_dispatched(self, msg, consumer.ack_mode is AckMode.AUTO)
+
+    def _can_take(self, consumer: Consumer, msg: Message) -> bool:
+        """Whether `consumer` may be handed `msg` now (the ordered path's one
+        per-consumer test, selectors included)."""
+        return consumer.has_credit and (
+            consumer.selector is None
+            or self.topic_pattern is not None
+            or self._eligible(consumer, msg)
+        )
+
+    def _dispatch_ordered(self) -> None:
+        """Priorities high to low, FIFO within each; a message whose group
+        belongs to a busy consumer is skipped and stays where it is."""
+        consumers = self.consumers
+        if not consumers:
+            return
+        exclusive = self._exclusive[0] if self._exclusive else None
+        groups = self._groups
+        skipped = 0
+        for lane in self._by_priority():
+            i = 0
+            while i < len(lane):
+                if exclusive is not None and not exclusive.has_credit:
+                    return
+                item = lane[i]
+                if isinstance(item, int):
+                    loaded = self._page_in(item)
+                    if loaded is None:
+                        return
+                    msg = loaded
+                else:
+                    msg = item
+                group = msg.headers.get(GROUP_HEADER) if self._grouped else None
+                consumer: Consumer | None
+                if exclusive is not None:
+                    consumer = exclusive if self._can_take(exclusive, msg) else None
+                elif group is not None and group in groups:
+                    owner = groups[group]
+                    consumer = owner if self._can_take(owner, msg) else None
+                else:
+                    consumer = self._next_for(msg)
+                if consumer is None:
+                    if isinstance(item, int):  # back to its key: it may wait long
+                        self.meter.release(len(msg.body))
+                    if not any(c.has_credit for c in consumers):
+                        return
+                    skipped += 1
+                    if skipped >= SCAN_LIMIT:
+                        return
+                    i += 1
+                    continue
+                if i:
+                    del lane[i]
+                else:
+                    lane.popleft()
+                if group is not None:
+                    if msg.headers.get(GROUP_SEQ_HEADER) == "-1":
+                        groups.pop(group, None)  # closed: its next message starts anew
+                    else:
+                        groups[group] = consumer
+                self._hand(consumer, msg)
+        self._settle_mode()
+
+    def _settle_mode(self) -> None:
+        """Back to the fast path once the ordering tools are out of use: the
+        other priorities drained, no group assigned, no exclusive consumer."""
+        lanes = self._lanes
+        if lanes is not None and not any(
+            lane for p, lane in enumerate(lanes) if p != DEFAULT_PRIORITY
+        ):
+            self._lanes = None
+        if self._grouped and not self._groups and not self.depth:
+            self._grouped = False
+        self._update_mode()
+
+    def _next_for(self, msg: Message) -> Consumer | None:
+        """The next consumer in round-robin order that can take `msg`."""
+        consumers = self.consumers
+        n = len(consumers)
+        start = self._rr % n
+        for step in range(n):
+            consumer = consumers[(start + step) % n]
+            if self._can_take(consumer, msg):
+                self._rr = (start + step + 1) % n
+                return consumer
+        return None
 
     # -- selectors: kept apart from dispatch() so that its fast paths stay as
     # they are.
@@ -279,6 +485,8 @@ class Queue:
         self._hand_out(consumer, newest)
 
     def _page_in(self, key: int) -> Message | None:
+        """A paged-out message read back (counted in memory again), or None
+        if the store cannot read it: the caller leaves the key in place."""
         assert self.loader is not None, "a paged-out message in a queue without a loader"
         try:
             msg = self.loader(self, key)
@@ -286,7 +494,6 @@ class Queue:
             # The store is failing; it reports that to producers. Keep the
             # message where it was rather than lose it.
             log.exception("%s: cannot read paged-out message %d back", self.name, key)
-            self.messages.appendleft(key)
             return None
         self.meter.used += len(msg.body)
         return msg
@@ -325,8 +532,10 @@ class Queue:
 
     def purge(self) -> list[Message | int]:
         """Drop every queued (not in-flight) message; returns them."""
-        dropped = list(self.messages)
-        self.messages.clear()
+        dropped: list[Message | int] = []
+        for lane in self._by_priority():
+            dropped.extend(lane)
+            lane.clear()
         self._unmatched = 0
         self.meter.release(sum(len(m.body) for m in dropped if not isinstance(m, int)))
         return dropped
@@ -335,10 +544,11 @@ class Queue:
     # messages outside dispatch, so paging can change the deque in one place.
 
     def browse(self, offset: int = 0, limit: int | None = None) -> list[Message]:
-        """Queued (not in-flight) messages from `offset`, in order, left in place
-        (paged-out ones are read back for the caller, and stay paged out)."""
+        """Queued (not in-flight) messages from `offset`, in dispatch order, left
+        in place (paged-out ones are read back for the caller, and stay paged out)."""
         end = None if limit is None else offset + limit
-        return [self._read(m) for m in itertools.islice(self.messages, offset, end)]
+        items = itertools.chain.from_iterable(self._by_priority())
+        return [self._read(m) for m in itertools.islice(items, offset, end)]
 
     def _read(self, item: Message | int) -> Message:
         if isinstance(item, int):
@@ -357,19 +567,22 @@ class Queue:
         (memory, store) or puts them elsewhere; paged-out ones are read back and
         count against the memory budget like the others."""
         taken: list[Message] = []
-        kept: deque[Message | int] = deque()
-        for item in self.messages:
-            if limit is not None and len(taken) >= limit:
-                kept.append(item)
-                continue
-            msg = self._read(item)
-            if (ids is None or msg.id in ids) and (where is None or where(msg)):
-                if isinstance(item, int):
-                    self.meter.used += len(msg.body)
-                taken.append(msg)
-            else:
-                kept.append(item)
-        self.messages = kept
+        for lane in self._by_priority():
+            kept: list[Message | int] = []
+            for item in lane:
+                if limit is not None and len(taken) >= limit:
+                    kept.append(item)
+                    continue
+                msg = self._read(item)
+                if (ids is None or msg.id in ids) and (where is None or where(msg)):
+                    if isinstance(item, int):
+                        self.meter.used += len(msg.body)
+                    taken.append(msg)
+                else:
+                    kept.append(item)
+            # In place: `_lanes` holds `messages` itself.
+            lane.clear()
+            lane.extend(kept)
         self._unmatched = 0  # positions changed; the next dispatch rescans
         return taken
 

@@ -49,9 +49,12 @@ _TRANSPORT_HEADERS = frozenset(
         "subscription",
         "ack",
         "redelivered",
+        "ferrymq-seq",
     }
 )
 _ACK_MODES = {mode.value: mode for mode in AckMode}
+# The queue's sequence number of a message, on every MESSAGE.
+SEQ_HEADER = "ferrymq-seq"
 # Output buffered within one loop turn beyond this goes to the transport at
 # once, so that its backpressure can act (see _write).
 _FLUSH_AT = 256 * 1024
@@ -99,6 +102,8 @@ class StompSession(asyncio.Protocol):
         self._beat_timer: asyncio.TimerHandle | None = None
         self._check_timer: asyncio.TimerHandle | None = None
         self._grace = settings.heartbeat_grace
+        # Ids of browser subscriptions: done at once, kept until UNSUBSCRIBE.
+        self._browsers: set[str] = set()
         self._handlers: dict[str, Callable[[Frame], None]] = {
             "SEND": self._on_send,
             "SUBSCRIBE": self._on_subscribe,
@@ -204,6 +209,8 @@ class StompSession(asyncio.Protocol):
         if message.delivery_count:
             headers["redelivered"] = "true"
             headers["delivery-count"] = str(message.delivery_count + 1)
+        if message.seq:
+            headers[SEQ_HEADER] = str(message.seq)
         for name, value in message.headers.items():
             headers.setdefault(name, value)
         self._send_frame("MESSAGE", headers, message.body)
@@ -377,8 +384,16 @@ class StompSession(asyncio.Protocol):
     def _on_send(self, frame: Frame) -> None:
         assert self.conn is not None and self.names is not None
         headers = frame.headers
-        destination = self.names.parse(_require(frame, "destination"))
-        self._authorize("write", destination)
+        dest_text = _require(frame, "destination")
+        destination: Destination | list[Destination]
+        if "," in dest_text:
+            # A composite destination (ActiveMQ): `/queue/a,/topic/b`.
+            destination = [self.names.parse(part.strip()) for part in dest_text.split(",")]
+            for target in destination:
+                self._authorize("write", target)
+        else:
+            destination = self.names.parse(dest_text)
+            self._authorize("write", destination)
         app_headers = {k: v for k, v in headers.items() if k not in _TRANSPORT_HEADERS}
         reply_to = app_headers.get("reply-to")
         if reply_to is not None:
@@ -437,6 +452,10 @@ class StompSession(asyncio.Protocol):
             selector = None  # an empty selector selects everything, as in ActiveMQ
         destination = self.names.parse(dest_text)
         self._authorize("read", destination)
+        if headers.get("browser") == "true":
+            self._browse(sub_id, destination)
+            self._receipt(frame)
+            return
         self.conn.subscribe(
             sub_id,
             destination,
@@ -444,8 +463,42 @@ class StompSession(asyncio.Protocol):
             prefetch=prefetch,
             durable_name=durable,
             selector=selector,
+            exclusive=headers.get("activemq.exclusive") == "true",
         )
         self._receipt(frame)
+
+    def _browse(self, sub_id: str, destination: Destination) -> None:
+        """ActiveMQ's STOMP queue browser: a MESSAGE per waiting message, left
+        in the queue (no ack expected), then one with `browser:end`. The
+        subscription id stays taken until the client unsubscribes it."""
+        assert self.conn is not None and self.names is not None
+        if sub_id in self.conn.consumers or sub_id in self._browsers:
+            raise _FrameRefused(f"subscription id {sub_id!r} is already in use")
+        snapshot = self.conn.browse(destination)
+        self._browsers.add(sub_id)
+        rendered = self.names.render(destination)
+        for message in snapshot:
+            headers = {
+                "destination": self.names.render(message.destination),
+                "message-id": message.id,
+                "subscription": sub_id,
+            }
+            if message.delivery_count:
+                headers["redelivered"] = "true"
+            if message.seq:
+                headers[SEQ_HEADER] = str(message.seq)
+            for name, value in message.headers.items():
+                headers.setdefault(name, value)
+            self._send_frame("MESSAGE", headers, message.body)
+        self._send_frame(
+            "MESSAGE",
+            {
+                "subscription": sub_id,
+                "browser": "end",
+                "destination": rendered,
+                "message-id": "0",
+            },
+        )
 
     def _on_unsubscribe(self, frame: Frame) -> None:
         assert self.conn is not None
@@ -458,7 +511,9 @@ class StompSession(asyncio.Protocol):
         durable = headers.get("activemq.subscriptionName") or headers.get(
             "durable-subscription-name"
         )
-        if sub_id in self.conn.consumers:
+        if sub_id in self._browsers:
+            self._browsers.discard(sub_id)
+        elif sub_id in self.conn.consumers:
             self.conn.unsubscribe(sub_id, remove_durable=durable is not None)
         elif durable is not None:
             # ActiveMQ's way to delete an inactive durable subscription.

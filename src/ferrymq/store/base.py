@@ -103,6 +103,14 @@ class RecoveredState:
 
     queues: list[QueueSpec] = field(default_factory=list)
     messages: dict[str, list[Message | int]] = field(default_factory=dict)
+    # For keys only: queue -> {key: priority} of the messages with a
+    # non-default priority (most have none, so this stays small), and the
+    # queues holding grouped messages (they need the ordering dispatch).
+    priorities: dict[str, dict[int, int]] = field(default_factory=dict)
+    grouped: set[str] = field(default_factory=set)
+    # queue -> the last sequence number it gave a message, so numbering
+    # continues after a restart.
+    sequences: dict[str, int] = field(default_factory=dict)
     # scope -> remembered ids, oldest first
     remembered: dict[str, list[str]] = field(default_factory=dict)
 

@@ -5,15 +5,22 @@ fixed struct header and length-prefixed UTF-8 strings, then the body last so
 that it is sliced, not copied, on decode. Layout (all little-endian):
 
     queue:     b"Q" | name | flags u8 | pattern (if flags & 1) | selector (if flags & 2)
-    message:   b"M" | queue | id | flags u8 | timestamp i64 | delivery_count u32
-                    | header count u16 | (name | value)* | body (rest)
+    message:   b"M" | queue | id | destination | flags u8 | timestamp i64
+                    | delivery_count u32 | header count u16 | seq u64 (if flag)
+                    | (name | value)* | body (rest)
     delivered: b"D" | queue | highest delivered message key u64
+    sequence:  b"S" | queue | last sequence number given u64
     id:        b"I" | scope | id          (a remembered dedup-id or transaction id)
     meta:      b"B" | JSON text
 
 where each string is u16 length + UTF-8 bytes (u32 for header values and
 selectors). The queue flags byte was a 0/1 pattern flag before selectors,
 so older records read the same.
+Message flags: bit 0 persistent, bit 1 a queue sequence number follows,
+bit 2 in a message group (`JMSXGroupID`), bit 3 a non-default priority in
+bits 4-7. Priority and group sit in the flags (not only in the headers) so
+that recovery learns them without decoding headers (`message_summary`);
+records written before these bits existed read as priority 4, no group.
 """
 
 from __future__ import annotations
@@ -25,20 +32,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferrymq.core.destination import Destination
-from ferrymq.core.message import Message
+from ferrymq.core.message import DEFAULT_PRIORITY, Message
 from ferrymq.store.base import QueueSpec
 
 __all__ = [
     "CodecError",
     "DeliveredMark",
     "RememberedId",
+    "SequenceMark",
     "decode",
     "encode_delivered",
     "encode_id",
     "encode_message",
     "encode_meta",
     "encode_queue",
+    "encode_sequence",
     "message_queue",
+    "message_summary",
 ]
 
 _U16 = struct.Struct("<H")
@@ -48,6 +58,11 @@ _U64 = struct.Struct("<Q")
 _PERSISTENT = 1
 _HAS_PATTERN = 1
 _HAS_SELECTOR = 2
+# message flags
+_HAS_SEQ = 2
+_GROUPED = 4
+_HAS_PRIORITY = 8
+GROUP_HEADER = "JMSXGroupID"
 
 
 class CodecError(ValueError):
@@ -58,6 +73,12 @@ class CodecError(ValueError):
 class DeliveredMark:
     queue: str
     key: int
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceMark:
+    queue: str
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +113,16 @@ def encode_queue(spec: QueueSpec) -> bytes:
 def encode_message(queue: str, message: Message) -> bytes:
     parts = [b"M", _s16(queue), _s16(message.id), _s16(str(message.destination))]
     headers = message.headers
-    parts.append(
-        _MSG_FIXED.pack(
-            _PERSISTENT if message.persistent else 0,
-            message.timestamp,
-            message.delivery_count,
-            len(headers),
-        )
-    )
+    flags = _PERSISTENT if message.persistent else 0
+    if message.seq:
+        flags |= _HAS_SEQ
+    if GROUP_HEADER in headers:
+        flags |= _GROUPED
+    if message.priority != DEFAULT_PRIORITY:
+        flags |= _HAS_PRIORITY | message.priority << 4
+    parts.append(_MSG_FIXED.pack(flags, message.timestamp, message.delivery_count, len(headers)))
+    if message.seq:
+        parts.append(_U64.pack(message.seq))
     for name, value in headers.items():
         parts.append(_s16(name))
         parts.append(_s32(value))
@@ -109,6 +132,10 @@ def encode_message(queue: str, message: Message) -> bytes:
 
 def encode_delivered(queue: str, key: int) -> bytes:
     return b"D" + _s16(queue) + _U64.pack(key)
+
+
+def encode_sequence(queue: str, seq: int) -> bytes:
+    return b"S" + _s16(queue) + _U64.pack(seq)
 
 
 def encode_id(scope: str, ident: str) -> bytes:
@@ -127,6 +154,25 @@ def message_queue(payload: bytes | memoryview) -> str:
         return sys.intern(bytes(payload[3 : 3 + n]).decode())
     except (struct.error, UnicodeDecodeError) as exc:
         raise CodecError(f"undecodable stored message: {exc}") from None
+
+
+def message_summary(payload: bytes | memoryview) -> str | tuple[str, int, bool]:
+    """What recovery keeps of a stored message: its queue (interned), or for a
+    message with a priority or a group, (queue, priority, grouped). Reads the
+    flags only, never the headers or the body."""
+    queue = message_queue(payload)
+    try:
+        pos = 1
+        for _ in range(3):  # skip queue, id and destination
+            (n,) = _U16.unpack_from(payload, pos)
+            pos += 2 + n
+        flags = payload[pos]
+    except (struct.error, IndexError) as exc:
+        raise CodecError(f"undecodable stored message: {exc}") from None
+    if not flags & (_GROUPED | _HAS_PRIORITY):
+        return queue
+    priority = flags >> 4 if flags & _HAS_PRIORITY else DEFAULT_PRIORITY
+    return queue, priority, bool(flags & _GROUPED)
 
 
 class _Reader:
@@ -149,9 +195,12 @@ class _Reader:
         return self.data[start : self.pos].decode()
 
 
-def decode(
-    payload: bytes,
-) -> QueueSpec | tuple[str, Message] | DeliveredMark | RememberedId | dict[str, Any]:
+Decoded = (
+    QueueSpec | tuple[str, Message] | DeliveredMark | SequenceMark | RememberedId | dict[str, Any]
+)
+
+
+def decode(payload: bytes) -> Decoded:
     """Decode one stored payload; raises CodecError naming what is wrong."""
     try:
         return _decode(payload)
@@ -159,9 +208,7 @@ def decode(
         raise CodecError(f"undecodable stored record ({payload[:1]!r}...): {exc}") from None
 
 
-def _decode(
-    payload: bytes,
-) -> QueueSpec | tuple[str, Message] | DeliveredMark | RememberedId | dict[str, Any]:
+def _decode(payload: bytes) -> Decoded:
     tag = payload[:1]
     r = _Reader(payload, 1)
     if tag == b"M":
@@ -170,6 +217,10 @@ def _decode(
         destination = Destination.parse(r.s16())
         flags, timestamp, delivery_count, n_headers = _MSG_FIXED.unpack_from(payload, r.pos)
         r.pos += _MSG_FIXED.size
+        seq = 0
+        if flags & _HAS_SEQ:
+            (seq,) = _U64.unpack_from(payload, r.pos)
+            r.pos += _U64.size
         headers = {}
         for _ in range(n_headers):
             name = r.s16()
@@ -183,6 +234,8 @@ def _decode(
             persistent=bool(flags & _PERSISTENT),
             timestamp=timestamp,
             delivery_count=delivery_count,
+            priority=flags >> 4 if flags & _HAS_PRIORITY else DEFAULT_PRIORITY,
+            seq=seq,
         )
         return queue, message
     if tag == b"Q":
@@ -196,6 +249,10 @@ def _decode(
         queue = r.s16()
         (key,) = _U64.unpack_from(payload, r.pos)
         return DeliveredMark(queue, key)
+    if tag == b"S":
+        queue = r.s16()
+        (seq,) = _U64.unpack_from(payload, r.pos)
+        return SequenceMark(queue, seq)
     if tag == b"I":
         return RememberedId(r.s16(), r.s16())
     if tag == b"B":

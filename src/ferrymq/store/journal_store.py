@@ -5,6 +5,12 @@ subscription and persistent message is an ADD under its own key; an ack or a
 queue deletion is a REMOVE of those keys. One `append` of the core (one
 operation, or one whole transaction) is one atomic journal batch.
 
+Per queue, a sequence mark records the last sequence number given, written
+in the same batch as the removal of the queue's newest stored message (as
+long as that message is live, recovery reads its number from it instead):
+so numbering continues exactly after a restart, at the cost of two small
+entries only when a queue drains.
+
 Per queue, a "delivered" mark (the highest key handed to a consumer) is kept
 current with at most one small entry per queue per loop turn, so that after a
 crash the messages that may have been delivered come back `redelivered`.
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import cast
 
 from ferrymq.core.errors import BrokerError
-from ferrymq.core.message import Message
+from ferrymq.core.message import DEFAULT_PRIORITY, Message
 from ferrymq.store.base import (
     AddMessage,
     DeleteQueue,
@@ -42,13 +48,15 @@ from ferrymq.store.base import (
 from ferrymq.store.codec import (
     DeliveredMark,
     RememberedId,
+    SequenceMark,
     decode,
     encode_delivered,
     encode_id,
     encode_message,
     encode_meta,
     encode_queue,
-    message_queue,
+    encode_sequence,
+    message_summary,
 )
 from ferrymq.store.journal import Entry, EntryKind, Journal, JournalError, SyncPolicy
 from ferrymq.store.journal.histogram import HistogramSnapshot
@@ -94,6 +102,10 @@ class JournalStore(Store):
         # (scope, id) -> journal key of each remembered id
         self._id_keys: dict[tuple[str, str], int] = {}
         self._marks_scheduled = False
+        # queue -> last sequence number of a stored message; and the stored
+        # sequence mark (its entry key, its number) where there is one.
+        self._seq_high: dict[str, int] = {}
+        self._seq_marks: dict[str, tuple[int, int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _key(self) -> int:
@@ -119,6 +131,20 @@ class JournalStore(Store):
                 if keys is None:
                     keys = messages[item] = []
                 keys.append(key)
+            elif type(item) is tuple:  # a message with a priority or a group
+                name, priority, grouped = item
+                keys = messages.get(name)
+                if keys is None:
+                    keys = messages[name] = []
+                keys.append(key)
+                if priority != DEFAULT_PRIORITY:
+                    state.priorities.setdefault(name, {})[key] = priority
+                if grouped:
+                    state.grouped.add(name)
+            elif isinstance(item, SequenceMark):
+                if item.queue in self._seq_marks:  # superseded mark left by a crash
+                    stale.append(Entry(REMOVE, self._seq_marks[item.queue][0]))
+                self._seq_marks[item.queue] = (key, item.seq)
             elif isinstance(item, QueueSpec):
                 self._queue_keys[item.name] = key
                 specs[item.name] = item
@@ -147,6 +173,21 @@ class JournalStore(Store):
             state.messages[queue] = cast("list[Message | int]", keyed)
             recovered += len(keyed)
         await self.journal.start()
+        for queue, recovered_keys in state.messages.items():
+            # The newest message has the queue's highest number: one read.
+            newest = decode(self.journal.read(cast(int, recovered_keys[-1])))
+            if isinstance(newest, tuple) and newest[1].seq:
+                self._seq_high[queue] = newest[1].seq
+        for queue, (_, seq) in self._seq_marks.items():
+            if seq > self._seq_high.get(queue, 0):
+                self._seq_high[queue] = seq
+        for queue in list(self._seq_marks):
+            if queue not in specs:
+                stale.append(Entry(REMOVE, self._seq_marks.pop(queue)[0]))
+        state.sequences = {q: n for q, n in self._seq_high.items() if q in specs}
+        for name in set(state.priorities).union(state.grouped) - specs.keys():
+            state.priorities.pop(name, None)
+            state.grouped.discard(name)
         if not meta_seen:
             stale.append(Entry(ADD, self._key(), encode_meta({"format": FORMAT_VERSION})))
         if stale:
@@ -170,19 +211,31 @@ class JournalStore(Store):
         # delivery in the same operation) is not yet known to the journal.
         added: set[int] = set()
         journal = self.journal
+        seq_high = self._seq_high
+        # Queues whose newest stored message leaves in this batch: their
+        # sequence mark must move with it.
+        drained: list[str] | None = None
         for rec in records:
             if type(rec) is AddMessage:
                 key = self._key()
-                rec.message.store_key = key
-                keyed.append(rec.message)
+                message = rec.message
+                message.store_key = key
+                keyed.append(message)
                 added.add(key)
-                entries.append(Entry(ADD, key, encode_message(rec.queue, rec.message)))
+                entries.append(Entry(ADD, key, encode_message(rec.queue, message)))
+                if message.seq:
+                    seq_high[rec.queue] = message.seq
             elif type(rec) is RemoveMessage:
                 ref = rec.message
                 key = ref if isinstance(ref, int) else ref.store_key
                 if key in added or key in journal:
                     added.discard(key)
                     entries.append(Entry(REMOVE, key))
+                    # A paged-out message's number is unknown: assume the newest.
+                    if isinstance(ref, int) or ref.seq >= seq_high.get(rec.queue, 0):
+                        if drained is None:
+                            drained = []
+                        drained.append(rec.queue)
             elif type(rec) is UpsertQueue:
                 name = rec.spec.name
                 old = self._queue_keys.get(name)
@@ -201,6 +254,9 @@ class JournalStore(Store):
                     entries.append(Entry(REMOVE, found))
             elif type(rec) is DeleteQueue:
                 entries.extend(self._delete_queue_entries(rec.name))
+        if drained is not None:
+            for queue in dict.fromkeys(drained):
+                entries.extend(self._sequence_mark_entries(queue))
         if entries:
             try:
                 journal.append(entries)
@@ -209,11 +265,27 @@ class JournalStore(Store):
                     message.store_key = 0
                 raise StoreUnavailable(f"message store unavailable: {exc}") from exc
 
+    def _sequence_mark_entries(self, queue: str) -> list[Entry]:
+        high = self._seq_high.get(queue, 0)
+        old = self._seq_marks.get(queue)
+        if (old is not None and old[1] >= high) or not high or queue not in self._queue_keys:
+            return []
+        key = self._key()
+        self._seq_marks[queue] = (key, high)
+        entries = [Entry(ADD, key, encode_sequence(queue, high))]
+        if old is not None:
+            entries.append(Entry(REMOVE, old[0]))
+        return entries
+
     def _delete_queue_entries(self, name: str) -> list[Entry]:
         entries: list[Entry] = []
         key = self._queue_keys.pop(name, None)
         if key is not None:
             entries.append(Entry(REMOVE, key))
+        self._seq_high.pop(name, None)
+        seq_mark = self._seq_marks.pop(name, None)
+        if seq_mark is not None:
+            entries.append(Entry(REMOVE, seq_mark[0]))
         self._recovered_marks.pop(name, None)
         mark = self._marks.pop(name, None)
         if mark is not None:
@@ -286,7 +358,8 @@ class JournalStore(Store):
 
 def _summarize(payload: memoryview) -> object:
     """What recovery keeps of a live entry: a message only as its queue's name
-    (one shared string per queue), anything else decoded."""
+    (one shared string per queue; a small tuple if it has a priority or a
+    group), anything else decoded."""
     if payload[0] == 0x4D:  # b"M"
-        return message_queue(payload)
+        return message_summary(payload)
     return decode(bytes(payload))
