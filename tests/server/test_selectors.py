@@ -47,3 +47,26 @@ def test_bad_selector_gets_an_error_naming_the_position(clients: Any) -> None:
         "invalid selector at position 18: expected an expression, got end of selector"
     )
     assert error.headers["receipt-id"] == "r1"
+
+
+def test_selector_with_priorities_takes_the_ordered_path(clients: Any) -> None:
+    """Priorities switch a queue to ordered dispatch: selectors still hold
+    there, and each consumer gets its matches highest priority first."""
+    producer = clients()
+    for i, (color, prio) in enumerate(
+        [("red", 1), ("blue", 9), ("red", 9), ("blue", 1), ("red", 5), ("blue", 5)]
+    ):
+        producer.conn.send(
+            "/queue/prio-paint", str(i), headers={"color": color, "priority": str(prio)}
+        )
+    producer.sync()
+    red, blue = clients(), clients()
+    red.conn.subscribe(
+        "/queue/prio-paint", id="r", ack="auto", headers={"selector": "color = 'red'"}
+    )
+    assert [m.body for m in red.get_many(3)] == ["2", "4", "0"]  # 9, 5, 1
+    blue.conn.subscribe(
+        "/queue/prio-paint", id="b", ack="auto", headers={"selector": "color = 'blue'"}
+    )
+    assert [m.body for m in blue.get_many(3)] == ["1", "5", "3"]
+    assert red.nothing_more() and blue.nothing_more()
