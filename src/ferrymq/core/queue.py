@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 
 # Reads a paged-out message back from the store, by its store key.
 Loader = Callable[["Queue", int], Message]
+# Given the messages consumers gave back (counts raised), returns those to put
+# back at the head now; it dead-letters or holds back the others.
+RequeueHook = Callable[["Queue", list[Message]], list[Message]]
+# For a message with an `expires` header about to be delivered: True if it
+# has expired and was taken care of (dead-lettered or dropped).
+ExpireHook = Callable[["Queue", Message], bool]
 
 
 class QueueStats:
@@ -45,11 +51,13 @@ class Queue:
         "_rr",
         "consumers",
         "durable",
+        "expire",
         "loader",
         "messages",
         "meter",
         "name",
         "on_dispatched",
+        "on_requeue",
         "stats",
         "topic_pattern",
     )
@@ -63,6 +71,8 @@ class Queue:
         on_dispatched: Callable[[Queue, Message, bool], None],
         meter: MemoryMeter,
         loader: Loader | None = None,
+        on_requeue: RequeueHook | None = None,
+        expire: ExpireHook | None = None,
     ) -> None:
         self.name = name
         # Durable queues survive a restart and store their persistent messages.
@@ -79,6 +89,8 @@ class Queue:
         # Counts the bodies this queue holds, queued or in flight.
         self.meter = meter
         self.loader = loader
+        self.on_requeue = on_requeue
+        self.expire = expire
 
     @property
     def depth(self) -> int:
@@ -98,11 +110,18 @@ class Queue:
     def requeue(self, messages: Iterable[Message]) -> None:
         """Put returned messages back at the head, in their original order."""
         returned = list(messages)
-        for msg in reversed(returned):
+        for msg in returned:
             msg.delivery_count += 1
-            self.messages.appendleft(msg)
         self.stats.redelivered += len(returned)
-        if self.consumers:
+        if self.on_requeue is not None:
+            returned = self.on_requeue(self, returned)
+        self.requeue_now(returned)
+
+    def requeue_now(self, messages: list[Message]) -> None:
+        """Put messages back at the head as they are (counts already raised)."""
+        for msg in reversed(messages):
+            self.messages.appendleft(msg)
+        if messages and self.consumers:
             self.dispatch()
 
     def add_consumer(self, consumer: Consumer) -> None:
@@ -138,6 +157,8 @@ class Queue:
                         return
                 else:
                     msg = item
+                if "expires" in msg.headers and self.expire is not None and self.expire(self, msg):
+                    continue
                 self.stats.dequeued += 1
                 only.deliver(msg)
                 if only.ack_mode is AckMode.AUTO:
@@ -156,6 +177,8 @@ class Queue:
                     return
             else:
                 msg = item
+            if "expires" in msg.headers and self.expire is not None and self.expire(self, msg):
+                continue
             self.stats.dequeued += 1
             consumer.deliver(msg)
             if consumer.ack_mode is AckMode.AUTO:
@@ -251,6 +274,20 @@ class Queue:
                 kept.append(item)
         self.messages = kept
         return taken
+
+    def remove_if(self, predicate: Callable[[Message], bool]) -> list[Message]:
+        """Remove and return the queued in-memory messages `predicate` picks
+        (the expiry sweep; paged-out ones are left for dispatch to check)."""
+        removed: list[Message] = []
+        kept: deque[Message | int] = deque()
+        for item in self.messages:
+            if not isinstance(item, int) and predicate(item):
+                removed.append(item)
+            else:
+                kept.append(item)
+        if removed:
+            self.messages = kept
+        return removed
 
     def drop_all(self) -> list[Message | int]:
         """The queue is going away: forget its messages, in flight ones too;

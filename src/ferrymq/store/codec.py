@@ -10,6 +10,11 @@ that it is sliced, not copied, on decode. Layout (all little-endian):
     delivered: b"D" | queue | highest delivered message key u64
     id:        b"I" | scope | id          (a remembered dedup-id or transaction id)
     meta:      b"B" | JSON text
+    count:     b"R" | queue | message key u64 | delivery_count u32
+                    (a message given back for redelivery; replaces the
+                    message's earlier count entry, removed with the message)
+    scheduled: b"S" | destination | due i64 | remaining i32 | period i64
+                    | fired u32 | cron | message (a whole b"M" payload)
 
 where each string is u16 length + UTF-8 bytes (u32 for header values).
 """
@@ -24,11 +29,13 @@ from typing import Any
 
 from ferrymq.core.destination import Destination
 from ferrymq.core.message import Message
+from ferrymq.core.scheduler import ScheduledJob
 from ferrymq.store.base import QueueSpec
 
 __all__ = [
     "CodecError",
     "DeliveredMark",
+    "RedeliveryCount",
     "RememberedId",
     "decode",
     "encode_delivered",
@@ -36,6 +43,8 @@ __all__ = [
     "encode_message",
     "encode_meta",
     "encode_queue",
+    "encode_redelivered",
+    "encode_scheduled",
     "message_queue",
 ]
 
@@ -43,6 +52,8 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _MSG_FIXED = struct.Struct("<BqIH")  # flags, timestamp, delivery_count, header count
 _U64 = struct.Struct("<Q")
+_COUNT = struct.Struct("<QI")  # message key, delivery count
+_JOB_FIXED = struct.Struct("<qiqI")  # due, remaining, period, fired
 _PERSISTENT = 1
 
 
@@ -54,6 +65,13 @@ class CodecError(ValueError):
 class DeliveredMark:
     queue: str
     key: int
+
+
+@dataclass(frozen=True, slots=True)
+class RedeliveryCount:
+    queue: str
+    key: int
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +118,23 @@ def encode_delivered(queue: str, key: int) -> bytes:
     return b"D" + _s16(queue) + _U64.pack(key)
 
 
+def encode_redelivered(queue: str, key: int, count: int) -> bytes:
+    return b"R" + _s16(queue) + _COUNT.pack(key, count)
+
+
+def encode_scheduled(job: ScheduledJob) -> bytes:
+    destination = str(job.destination)
+    return b"".join(
+        (
+            b"S",
+            _s16(destination),
+            _JOB_FIXED.pack(job.due, job.remaining, job.period, job.fired),
+            _s16(job.cron),
+            encode_message(destination, job.message),
+        )
+    )
+
+
 def encode_id(scope: str, ident: str) -> bytes:
     return b"I" + _s16(scope) + _s16(ident)
 
@@ -138,9 +173,20 @@ class _Reader:
         return self.data[start : self.pos].decode()
 
 
+Decoded = (
+    QueueSpec
+    | tuple[str, Message]
+    | DeliveredMark
+    | RememberedId
+    | RedeliveryCount
+    | ScheduledJob
+    | dict[str, Any]
+)
+
+
 def decode(
     payload: bytes,
-) -> QueueSpec | tuple[str, Message] | DeliveredMark | RememberedId | dict[str, Any]:
+) -> Decoded:
     """Decode one stored payload; raises CodecError naming what is wrong."""
     try:
         return _decode(payload)
@@ -150,7 +196,7 @@ def decode(
 
 def _decode(
     payload: bytes,
-) -> QueueSpec | tuple[str, Message] | DeliveredMark | RememberedId | dict[str, Any]:
+) -> Decoded:
     tag = payload[:1]
     r = _Reader(payload, 1)
     if tag == b"M":
@@ -185,6 +231,27 @@ def _decode(
         return DeliveredMark(queue, key)
     if tag == b"I":
         return RememberedId(r.s16(), r.s16())
+    if tag == b"R":
+        queue = r.s16()
+        key, count = _COUNT.unpack_from(payload, r.pos)
+        return RedeliveryCount(queue, key, count)
+    if tag == b"S":
+        destination = Destination.parse(r.s16())
+        due, remaining, period, fired = _JOB_FIXED.unpack_from(payload, r.pos)
+        r.pos += _JOB_FIXED.size
+        cron = r.s16()
+        inner = _decode(payload[r.pos :])
+        if not isinstance(inner, tuple):
+            raise ValueError("a scheduled record without its message")
+        return ScheduledJob(
+            destination,
+            inner[1],
+            due=due,
+            remaining=remaining,
+            period=period,
+            cron=cron,
+            fired=fired,
+        )
     if tag == b"B":
         meta = json.loads(payload[1:])
         if not isinstance(meta, dict):
