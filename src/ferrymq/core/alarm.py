@@ -9,10 +9,13 @@ Alarm, so the loop holds three timers however many messages wait.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
 __all__ = ["Alarm", "now_ms"]
+
+log = logging.getLogger(__name__)
 
 
 def now_ms() -> int:
@@ -44,7 +47,12 @@ class Alarm:
 
     def _fire(self) -> None:
         self._handle = None
-        self._callback()
+        try:
+            self._callback()
+        except Exception:
+            # E.g. the store refusing writes (fenced): nothing a timer can
+            # answer; producers and consumers get the error on their frames.
+            log.exception("delivery timer failed")
 
     def cancel(self) -> None:
         if self._handle is not None:
