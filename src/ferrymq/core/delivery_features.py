@@ -41,7 +41,10 @@ class DeliveryFeatures:
         self._default_ttl(message)
 
     def _default_ttl(self, message: Message) -> None:
-        ttl = self.broker.policies.for_destination(str(message.destination)).default_ttl
+        policies = self.broker.policies
+        if not policies.any_default_ttl:
+            return
+        ttl = policies.for_destination(str(message.destination)).default_ttl
         if ttl > 0 and "expires" not in message.headers:
             message.headers["expires"] = str(message.timestamp + ttl)
 

@@ -78,6 +78,8 @@ class PolicyMap:
 
     def __init__(self, entries: Iterable[Policy] = ()) -> None:
         self.entries = tuple(entries)
+        # Lets the send path skip the lookup when no entry sets a default TTL.
+        self.any_default_ttl = any(e.default_ttl > 0 for e in self.entries)
         # One lookup per destination name, not per message.
         self._cache: dict[str, Policy] = {}
 
