@@ -27,6 +27,8 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per Settings field; unset flags stay None so lower layers show through."""
     types = {"int": int, "float": float, "str": str}
     for f in fields(Settings):
+        if f.metadata.get("file_only"):
+            continue
         type_name = f.type if isinstance(f.type, str) else f.type.__name__
         if type_name == "bool":
             # --fencing / --no-fencing: a bool that defaults to true can be turned off.
@@ -172,7 +174,7 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
     from ferrymq.store.journal import JournalCorruption, JournalError
     from ferrymq.store.journal_store import StoreUnavailable
 
-    overrides: dict[str, Any] = {f.name: getattr(ns, f.name) for f in fields(Settings)}
+    overrides: dict[str, Any] = {f.name: getattr(ns, f.name, None) for f in fields(Settings)}
     config_file = ns.config or os.environ.get("FERRYMQ_CONFIG")
     try:
         settings = load_settings(config_file=config_file, overrides=overrides)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ferrymq.core.policy import Policy, PolicyError, parse_policies
 from ferrymq.errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings", "parse_hostport"]
@@ -73,6 +74,11 @@ def _check_sync_policy(text: str) -> None:
 
 def _doc(text: str) -> dict[str, Any]:
     return {"doc": text}
+
+
+# Metadata of a setting that only a config file can give (a list of tables):
+# it has no flag and no environment variable.
+FILE_ONLY = {"doc": "", "file_only": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,9 @@ class Settings:
         default=True,
         metadata=_doc("a master that loses its lock or its data directory stops at once"),
     )
+    # Redelivery, dead-letter and expiry policies: `[[policy]]` tables in the
+    # config file (see ferrymq.core.policy).
+    policy: tuple[Policy, ...] = field(default=(), metadata=FILE_ONLY)
 
     def stomp_address(self) -> HostPort:
         return parse_hostport(self.stomp, setting="stomp")
@@ -223,6 +232,7 @@ def _field_types() -> dict[str, type[Any]]:
     return {
         f.name: _TYPES[f.type if isinstance(f.type, str) else f.type.__name__]
         for f in fields(Settings)
+        if not f.metadata.get("file_only")
     }
 
 
@@ -246,6 +256,12 @@ def load_settings(
             raise ConfigError(f"config file {path}: {exc}") from None
         for key, value in doc.items():
             name = key.replace("-", "_")
+            if name == "policy":
+                try:
+                    values[name] = parse_policies(value)
+                except PolicyError as exc:
+                    raise ConfigError(f"config file {path}: {exc}") from None
+                continue
             if name not in types:
                 raise ConfigError(f"config file {path}: unknown setting {key!r}")
             values[name] = _coerce(name, value, types[name])

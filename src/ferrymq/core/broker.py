@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from ferrymq.core.connection import ClientConnection, DeliverySink
 from ferrymq.core.consumer import Consumer
 from ferrymq.core.dedup import TRANSACTIONS_SCOPE, IdWindow
+from ferrymq.core.delivery_features import DeliveryFeatures
 from ferrymq.core.destination import Destination, DestinationKind
 from ferrymq.core.errors import InvalidDestination, SubscriptionError
 from ferrymq.core.memory import MemoryMeter
 from ferrymq.core.message import Message, parse_priority
+from ferrymq.core.policy import Policy, PolicyMap
 from ferrymq.core.queue import Queue
+from ferrymq.core.scheduler import is_scheduled
 from ferrymq.core.selector import Selector, SelectorError
 from ferrymq.core.topic import TopicRouter
 from ferrymq.store.base import (
@@ -64,6 +67,7 @@ class Broker:
         node_name: str = "ferrymq",
         memory_budget: int = 256 << 20,
         dedup_window: int = 20_000,
+        policies: Sequence[Policy] = (),
     ) -> None:
         self.store = store
         # dedup-ids per destination, and committed transaction ids.
@@ -87,6 +91,9 @@ class Broker:
         # how many: paged out once the store has given them keys (at flush).
         self._to_page_out: dict[Queue, int] = {}
         self.started_at = time.time()
+        # Redelivery policies, DLQs, expiry and scheduled delivery.
+        self.policies = PolicyMap(policies)
+        self.features = DeliveryFeatures(self)
 
     async def start(self) -> None:
         """Open the store and rebuild the queues and subscriptions it holds."""
@@ -109,6 +116,7 @@ class Broker:
                 grouped=spec.name in state.grouped,
                 seq=state.sequences.get(spec.name, 0),
             )
+        self.features.recovered(state)
 
     @staticmethod
     def _recovered_selector(spec: QueueSpec) -> Selector | None:
@@ -125,6 +133,7 @@ class Broker:
     async def stop(self) -> None:
         for conn in list(self.connections.values()):
             conn.close()
+        self.features.close()
         self.flush_records()
         await self.store.close()
 
@@ -168,8 +177,8 @@ class Broker:
     def new_message(
         self, destination: Destination, headers: dict[str, str], body: bytes, persistent: bool
     ) -> Message:
-        return Message(
-            f"{self._id_prefix}{next(self._message_seq)}",
+        message = Message(
+            self.next_message_id(),
             destination,
             headers,
             body,
@@ -177,6 +186,11 @@ class Broker:
             timestamp=int(time.time() * 1000),
             priority=parse_priority(headers.get("priority")),
         )
+        self.features.sent(message)
+        return message
+
+    def next_message_id(self) -> str:
+        return f"{self._id_prefix}{next(self._message_seq)}"
 
     def check_send_destination(
         self, conn: ClientConnection, destination: Destination
@@ -189,6 +203,9 @@ class Broker:
         self, conn: ClientConnection | None, destination: Destination, message: Message
     ) -> None:
         """Deliver a message to its queue, or to every matching topic subscription."""
+        if is_scheduled(message.headers):
+            self.features.schedule(destination, message)
+            return
         kind = destination.kind
         if kind is DestinationKind.QUEUE:
             self._enqueue(self._queue(str(destination)), message)
@@ -241,12 +258,28 @@ class Broker:
         return True
 
     def _enqueue(self, queue: Queue, message: Message) -> None:
+        if "expires" in message.headers:
+            self.features.expiry.watch(queue, message)
         if message.persistent and queue.durable:
             self._records.append(AddMessage(queue.name, message))
             memory = self.memory
             if memory.used + len(message.body) >= memory.limit and self.store.pages:
                 self._to_page_out[queue] = self._to_page_out.get(queue, 0) + 1
         queue.enqueue(message)
+
+    def enqueue_to(self, key: str, message: Message) -> None:
+        """Put a message straight into the queue `/queue/NAME` (a DLQ)."""
+        self._enqueue(self._queue(key), message)
+
+    def add_record(self, record: Record) -> None:
+        """A store record of the current operation (flushed with the rest)."""
+        self._records.append(record)
+
+    def is_live(self, queue: Queue) -> bool:
+        """Whether `queue` still exists (not deleted, nor a finished subscription)."""
+        if queue.topic_pattern is not None and not queue.durable:
+            return bool(queue.consumers)
+        return (self.queues.get(queue.name) or self.durable_subscriptions.get(queue.name)) is queue
 
     def settle(self, queue: Queue, messages: Sequence[Message]) -> None:
         """Messages acknowledged by a consumer: gone for good."""
@@ -284,6 +317,8 @@ class Broker:
             on_dispatched=self._on_dispatched,
             meter=self.memory,
             loader=self._load if durable and self.store.pages else None,
+            on_requeue=self.features.redelivery.on_requeue,
+            expire=self.features.expiry.at_dispatch,
         )
 
     def _queue(self, key: str) -> Queue:

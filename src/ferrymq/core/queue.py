@@ -51,6 +51,12 @@ log = logging.getLogger(__name__)
 
 # Reads a paged-out message back from the store, by its store key.
 Loader = Callable[["Queue", int], Message]
+# Given the messages consumers gave back (counts raised), returns those to put
+# back at the head now; it dead-letters or holds back the others.
+RequeueHook = Callable[["Queue", list[Message]], list[Message]]
+# For a message with an `expires` header about to be delivered: True if it
+# has expired and was taken care of (dead-lettered or dropped).
+ExpireHook = Callable[["Queue", Message], bool]
 
 
 class QueueStats:
@@ -82,11 +88,14 @@ class Queue:
         "_unmatched",
         "consumers",
         "durable",
+        "expire",
+        "expire",
         "loader",
         "messages",
         "meter",
         "name",
         "on_dispatched",
+        "on_requeue",
         "selector",
         "seq",
         "stats",
@@ -102,6 +111,8 @@ class Queue:
         on_dispatched: Callable[[Queue, Message, bool], None],
         meter: MemoryMeter,
         loader: Loader | None = None,
+        on_requeue: RequeueHook | None = None,
+        expire: ExpireHook | None = None,
     ) -> None:
         self.name = name
         # Durable queues survive a restart and store their persistent messages.
@@ -139,6 +150,8 @@ class Queue:
         self._exclusive: list[Consumer] = []
         # True when any ordering tool is in use: dispatch takes the ordered path.
         self._ordered = False
+        self.on_requeue = on_requeue
+        self.expire = expire
 
     @property
     def depth(self) -> int:
@@ -222,17 +235,25 @@ class Queue:
         """Put returned messages back at the head (of their priority), in
         their original order."""
         returned = list(messages)
-        self._unmatched = 0  # a new head: nothing known about it
-        for msg in reversed(returned):
+        for msg in returned:
             msg.delivery_count += 1
+        self.stats.redelivered += len(returned)
+        if self.on_requeue is not None:
+            returned = self.on_requeue(self, returned)
+        self.requeue_now(returned)
+
+    def requeue_now(self, messages: list[Message]) -> None:
+        """Put messages back at the head (of their priority) as they are
+        (counts already raised)."""
+        self._unmatched = 0  # a new head: nothing known about it
+        for msg in reversed(messages):
             if msg.priority == DEFAULT_PRIORITY and self._lanes is None:
                 self.messages.appendleft(msg)
             else:
                 self._lane(msg.priority).appendleft(msg)
             if not self._grouped and GROUP_HEADER in msg.headers:
                 self._grouped = self._ordered = True
-        self.stats.redelivered += len(returned)
-        if self.consumers:
+        if messages and self.consumers:
             self.dispatch()
 
     def add_consumer(self, consumer: Consumer, *, exclusive: bool = False) -> None:
@@ -290,6 +311,8 @@ class Queue:
                         return
                 else:
                     msg = item
+                if "expires" in msg.headers and self.expire is not None and self.expire(self, msg):
+                    continue
                 self.stats.dequeued += 1
                 only.deliver(msg)
                 if only.ack_mode is AckMode.AUTO:
@@ -309,6 +332,8 @@ class Queue:
                     return
             else:
                 msg = item
+            if "expires" in msg.headers and self.expire is not None and self.expire(self, msg):
+                continue
             self._hand(consumer, msg)
 
     def _hand(self, consumer: Consumer, msg: Message) -> None:
@@ -351,6 +376,14 @@ class Queue:
                     msg = loaded
                 else:
                     msg = item
+                if "expires" in msg.headers and self.expire is not None:
+                    if i:
+                        del lane[i]
+                    else:
+                        lane.popleft()
+                    if self.expire(self, msg):
+                        continue
+                    lane.insert(i, item)  # not expired after all: back in its place
                 group = msg.headers.get(GROUP_HEADER) if self._grouped else None
                 consumer: Consumer | None
                 if exclusive is not None:
@@ -452,6 +485,8 @@ class Queue:
                         break  # _page_in put the key back at the head
                 else:
                     msg = item
+                if "expires" in msg.headers and self.expire is not None and self.expire(self, msg):
+                    continue
                 consumer = self._next_eligible(msg)
                 if consumer is None:
                     if isinstance(item, int):
@@ -482,6 +517,8 @@ class Queue:
             self._unmatched += 1
             return
         messages.pop()
+        if "expires" in newest.headers and self.expire is not None and self.expire(self, newest):
+            return
         self._hand_out(consumer, newest)
 
     def _page_in(self, key: int) -> Message | None:
@@ -585,6 +622,24 @@ class Queue:
             lane.extend(kept)
         self._unmatched = 0  # positions changed; the next dispatch rescans
         return taken
+
+    def remove_if(self, predicate: Callable[[Message], bool]) -> list[Message]:
+        """Remove and return the queued in-memory messages `predicate` picks
+        (the expiry sweep; paged-out ones are left for dispatch to check)."""
+        removed: list[Message] = []
+        for lane in self._by_priority():
+            kept: list[Message | int] = []
+            for item in lane:
+                if not isinstance(item, int) and predicate(item):
+                    removed.append(item)
+                else:
+                    kept.append(item)
+            if len(kept) != len(lane):
+                lane.clear()  # in place: `_lanes` holds `messages` itself
+                lane.extend(kept)
+        if removed:
+            self._unmatched = 0
+        return removed
 
     def drop_all(self) -> list[Message | int]:
         """The queue is going away: forget its messages, in flight ones too;

@@ -82,6 +82,7 @@ class BrokerServer:
             node_name=node,
             memory_budget=settings.memory_budget,
             dedup_window=settings.dedup_window,
+            policies=settings.policy,
         )
         self.ctx = ServerContext(
             broker=self.broker,

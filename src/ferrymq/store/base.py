@@ -24,17 +24,21 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ferrymq.core.message import Message
+    from ferrymq.core.scheduler import ScheduledJob
     from ferrymq.store.journal.histogram import HistogramSnapshot
 
 __all__ = [
     "AddMessage",
+    "AddScheduled",
     "DeleteQueue",
     "ForgetId",
     "QueueSpec",
     "Record",
     "RecoveredState",
+    "Redelivered",
     "RememberId",
     "RemoveMessage",
+    "RemoveScheduled",
     "Store",
     "UpsertQueue",
 ]
@@ -93,7 +97,42 @@ class ForgetId:
     ident: str
 
 
-Record = AddMessage | RemoveMessage | UpsertQueue | DeleteQueue | RememberId | ForgetId
+@dataclass(frozen=True, slots=True)
+class Redelivered:
+    """A stored message came back for redelivery (NACK, consumer gone): its
+    `delivery_count` now, so that a restart neither resets it nor lets it
+    escape its policy's `max-redeliveries`."""
+
+    queue: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class AddScheduled:
+    """A scheduled delivery (new, or its next due time after a repeat fired:
+    it then replaces the job's earlier record)."""
+
+    job: ScheduledJob
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveScheduled:
+    """A scheduled delivery fired for the last time."""
+
+    job: ScheduledJob
+
+
+Record = (
+    AddMessage
+    | RemoveMessage
+    | UpsertQueue
+    | DeleteQueue
+    | RememberId
+    | ForgetId
+    | Redelivered
+    | AddScheduled
+    | RemoveScheduled
+)
 
 
 @dataclass(slots=True)
@@ -113,6 +152,8 @@ class RecoveredState:
     sequences: dict[str, int] = field(default_factory=dict)
     # scope -> remembered ids, oldest first
     remembered: dict[str, list[str]] = field(default_factory=dict)
+    # Scheduled deliveries still to fire.
+    scheduled: list[ScheduledJob] = field(default_factory=list)
 
 
 class Store(ABC):

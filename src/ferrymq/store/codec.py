@@ -12,6 +12,11 @@ that it is sliced, not copied, on decode. Layout (all little-endian):
     sequence:  b"S" | queue | last sequence number given u64
     id:        b"I" | scope | id          (a remembered dedup-id or transaction id)
     meta:      b"B" | JSON text
+    count:     b"R" | queue | message key u64 | delivery_count u32
+                    (a message given back for redelivery; replaces the
+                    message's earlier count entry, removed with the message)
+    scheduled: b"J" | destination | due i64 | remaining i32 | period i64
+                    | fired u32 | cron | message (a whole b"M" payload)
 
 where each string is u16 length + UTF-8 bytes (u32 for header values and
 selectors). The queue flags byte was a 0/1 pattern flag before selectors,
@@ -33,11 +38,13 @@ from typing import Any
 
 from ferrymq.core.destination import Destination
 from ferrymq.core.message import DEFAULT_PRIORITY, Message
+from ferrymq.core.scheduler import ScheduledJob
 from ferrymq.store.base import QueueSpec
 
 __all__ = [
     "CodecError",
     "DeliveredMark",
+    "RedeliveryCount",
     "RememberedId",
     "SequenceMark",
     "decode",
@@ -46,6 +53,8 @@ __all__ = [
     "encode_message",
     "encode_meta",
     "encode_queue",
+    "encode_redelivered",
+    "encode_scheduled",
     "encode_sequence",
     "message_queue",
     "message_summary",
@@ -55,6 +64,8 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _MSG_FIXED = struct.Struct("<BqIH")  # flags, timestamp, delivery_count, header count
 _U64 = struct.Struct("<Q")
+_COUNT = struct.Struct("<QI")  # message key, delivery count
+_JOB_FIXED = struct.Struct("<qiqI")  # due, remaining, period, fired
 _PERSISTENT = 1
 _HAS_PATTERN = 1
 _HAS_SELECTOR = 2
@@ -79,6 +90,13 @@ class DeliveredMark:
 class SequenceMark:
     queue: str
     seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RedeliveryCount:
+    queue: str
+    key: int
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +154,23 @@ def encode_delivered(queue: str, key: int) -> bytes:
 
 def encode_sequence(queue: str, seq: int) -> bytes:
     return b"S" + _s16(queue) + _U64.pack(seq)
+
+
+def encode_redelivered(queue: str, key: int, count: int) -> bytes:
+    return b"R" + _s16(queue) + _COUNT.pack(key, count)
+
+
+def encode_scheduled(job: ScheduledJob) -> bytes:
+    destination = str(job.destination)
+    return b"".join(
+        (
+            b"J",
+            _s16(destination),
+            _JOB_FIXED.pack(job.due, job.remaining, job.period, job.fired),
+            _s16(job.cron),
+            encode_message(destination, job.message),
+        )
+    )
 
 
 def encode_id(scope: str, ident: str) -> bytes:
@@ -196,7 +231,14 @@ class _Reader:
 
 
 Decoded = (
-    QueueSpec | tuple[str, Message] | DeliveredMark | SequenceMark | RememberedId | dict[str, Any]
+    QueueSpec
+    | tuple[str, Message]
+    | DeliveredMark
+    | SequenceMark
+    | RememberedId
+    | RedeliveryCount
+    | ScheduledJob
+    | dict[str, Any]
 )
 
 
@@ -255,6 +297,27 @@ def _decode(payload: bytes) -> Decoded:
         return SequenceMark(queue, seq)
     if tag == b"I":
         return RememberedId(r.s16(), r.s16())
+    if tag == b"R":
+        queue = r.s16()
+        key, count = _COUNT.unpack_from(payload, r.pos)
+        return RedeliveryCount(queue, key, count)
+    if tag == b"J":
+        destination = Destination.parse(r.s16())
+        due, remaining, period, fired = _JOB_FIXED.unpack_from(payload, r.pos)
+        r.pos += _JOB_FIXED.size
+        cron = r.s16()
+        inner = _decode(payload[r.pos :])
+        if not isinstance(inner, tuple):
+            raise ValueError("a scheduled record without its message")
+        return ScheduledJob(
+            destination,
+            inner[1],
+            due=due,
+            remaining=remaining,
+            period=period,
+            cron=cron,
+            fired=fired,
+        )
     if tag == b"B":
         meta = json.loads(payload[1:])
         if not isinstance(meta, dict):

@@ -15,6 +15,11 @@ Per queue, a "delivered" mark (the highest key handed to a consumer) is kept
 current with at most one small entry per queue per loop turn, so that after a
 crash the messages that may have been delivered come back `redelivered`.
 
+A message given back for redelivery gets a small count entry (its key and
+new delivery count), replaced at each return and removed with the message,
+so a restart keeps delivery counts. A scheduled delivery is one entry too,
+replaced each time it fires (in the batch of the message it delivered).
+
 A message's journal key is its `store_key`. Recovery keeps no message in
 memory: every recovered message comes back as its key (paged out), and is
 read from the journal when dispatched, so a restart with a million queued
@@ -33,20 +38,25 @@ from typing import cast
 
 from ferrymq.core.errors import BrokerError
 from ferrymq.core.message import DEFAULT_PRIORITY, Message
+from ferrymq.core.scheduler import ScheduledJob
 from ferrymq.store.base import (
     AddMessage,
+    AddScheduled,
     DeleteQueue,
     ForgetId,
     QueueSpec,
     Record,
     RecoveredState,
+    Redelivered,
     RememberId,
     RemoveMessage,
+    RemoveScheduled,
     Store,
     UpsertQueue,
 )
 from ferrymq.store.codec import (
     DeliveredMark,
+    RedeliveryCount,
     RememberedId,
     SequenceMark,
     decode,
@@ -55,6 +65,8 @@ from ferrymq.store.codec import (
     encode_message,
     encode_meta,
     encode_queue,
+    encode_redelivered,
+    encode_scheduled,
     encode_sequence,
     message_summary,
 )
@@ -106,6 +118,10 @@ class JournalStore(Store):
         # sequence mark (its entry key, its number) where there is one.
         self._seq_high: dict[str, int] = {}
         self._seq_marks: dict[str, tuple[int, int]] = {}
+        # message key -> key of its delivery count entry
+        self._count_keys: dict[int, int] = {}
+        # message key -> delivery count recovered for it (applied at `load`)
+        self._recovered_counts: dict[int, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _key(self) -> int:
@@ -125,6 +141,7 @@ class JournalStore(Store):
         stale: list[Entry] = []
         meta_seen = False
         state = RecoveredState()
+        counts: list[tuple[int, RedeliveryCount]] = []
         for key, item in result.entries.items():  # ascending key = send order
             if type(item) is str:  # a message, by the name of its queue
                 keys = messages.get(item)
@@ -151,6 +168,11 @@ class JournalStore(Store):
             elif isinstance(item, RememberedId):
                 self._id_keys[item.scope, item.ident] = key
                 state.remembered.setdefault(item.scope, []).append(item.ident)
+            elif isinstance(item, RedeliveryCount):
+                counts.append((key, item))
+            elif isinstance(item, ScheduledJob):
+                item.store_key = key
+                state.scheduled.append(item)
             elif isinstance(item, DeliveredMark):
                 if item.queue in self._marks:  # superseded mark left by a crash
                     stale.append(Entry(REMOVE, self._marks[item.queue][0]))
@@ -163,6 +185,17 @@ class JournalStore(Store):
                     raise StoreUnavailable(
                         f"journal format {item['format']} is newer than this broker knows"
                     )
+        live_messages = {key for keys in messages.values() for key in keys} if counts else set()
+        for key, count in counts:  # ascending: a crash may have left an old one too
+            old = self._count_keys.get(count.key)
+            if old is not None:
+                stale.append(Entry(REMOVE, old))
+            if count.key not in live_messages:
+                stale.append(Entry(REMOVE, key))
+                continue
+            self._count_keys[count.key] = key
+            self._recovered_counts[count.key] = count.count
+        del live_messages
         state.queues = list(specs.values())
         recovered = 0
         for queue, keyed in messages.items():
@@ -236,6 +269,38 @@ class JournalStore(Store):
                         if drained is None:
                             drained = []
                         drained.append(rec.queue)
+                count_key = self._count_keys.pop(key, None)
+                if count_key is not None:
+                    self._recovered_counts.pop(key, None)
+                    entries.append(Entry(REMOVE, count_key))
+            elif type(rec) is Redelivered:
+                msg_key = rec.message.store_key
+                if msg_key in added or msg_key in journal:
+                    old = self._count_keys.get(msg_key)
+                    key = self._count_keys[msg_key] = self._key()
+                    entries.append(
+                        Entry(
+                            ADD,
+                            key,
+                            encode_redelivered(rec.queue, msg_key, rec.message.delivery_count),
+                        )
+                    )
+                    if old is not None:
+                        entries.append(Entry(REMOVE, old))
+            elif type(rec) is AddScheduled:
+                job = rec.job
+                old = job.store_key
+                key = job.store_key = self._key()
+                added.add(key)
+                entries.append(Entry(ADD, key, encode_scheduled(job)))
+                if old and (old in added or old in journal):
+                    added.discard(old)
+                    entries.append(Entry(REMOVE, old))
+            elif type(rec) is RemoveScheduled:
+                old = rec.job.store_key
+                if old and (old in added or old in journal):
+                    added.discard(old)
+                    entries.append(Entry(REMOVE, old))
             elif type(rec) is UpsertQueue:
                 name = rec.spec.name
                 old = self._queue_keys.get(name)
@@ -335,6 +400,9 @@ class JournalStore(Store):
             raise StoreUnavailable(f"journal key {key} of {queue} is not a message")
         message = item[1]
         message.store_key = key
+        count = self._recovered_counts.get(key)
+        if count is not None and count > message.delivery_count:
+            message.delivery_count = count  # given back this often before the restart
         if message.delivery_count == 0 and key <= self._recovered_marks.get(queue, 0):
             message.delivery_count = 1  # may have been delivered before the restart
         return message

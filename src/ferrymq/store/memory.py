@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ferrymq.store.base import (
     AddMessage,
+    AddScheduled,
     DeleteQueue,
     ForgetId,
     QueueSpec,
@@ -19,12 +20,14 @@ from ferrymq.store.base import (
     RecoveredState,
     RememberId,
     RemoveMessage,
+    RemoveScheduled,
     Store,
     UpsertQueue,
 )
 
 if TYPE_CHECKING:
     from ferrymq.core.message import Message
+    from ferrymq.core.scheduler import ScheduledJob
 
 __all__ = ["MemoryStore"]
 
@@ -35,6 +38,7 @@ class MemoryStore(Store):
         self.messages: dict[str, dict[str, Message]] = {}
         self.appends = 0
         self.remembered: dict[str, list[str]] = {}
+        self.scheduled: dict[str, ScheduledJob] = {}
 
     async def open(self) -> RecoveredState:
         messages: dict[str, list[Message | int]] = {
@@ -42,7 +46,10 @@ class MemoryStore(Store):
         }
         remembered = {scope: list(ids) for scope, ids in self.remembered.items()}
         return RecoveredState(
-            queues=list(self.queues.values()), messages=messages, remembered=remembered
+            queues=list(self.queues.values()),
+            messages=messages,
+            remembered=remembered,
+            scheduled=list(self.scheduled.values()),
         )
 
     def append(self, records: Sequence[Record]) -> None:
@@ -61,6 +68,10 @@ class MemoryStore(Store):
                 ids = self.remembered.get(rec.scope)
                 if ids is not None and rec.ident in ids:
                     ids.remove(rec.ident)
+            elif isinstance(rec, AddScheduled):
+                self.scheduled[rec.job.id] = rec.job
+            elif isinstance(rec, RemoveScheduled):
+                self.scheduled.pop(rec.job.id, None)
             elif isinstance(rec, DeleteQueue):
                 self.queues.pop(rec.name, None)
                 self.messages.pop(rec.name, None)
