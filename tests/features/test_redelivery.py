@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ferrymq.testing import ThreadedBroker
 from tests.features.conftest import Restartable
 
 
@@ -124,3 +125,31 @@ def test_delivery_count_and_limit_survive_a_restart(restartable: Restartable) ->
     consumer = restartable.client()
     consumer.conn.subscribe("/queue/orders.us", id="s", ack="client-individual")
     assert consumer.nothing_more()
+
+
+def test_dead_letter_and_expiry_counters_in_metrics_and_api(
+    broker: ThreadedBroker, clients: Any
+) -> None:
+    import json
+    import urllib.request
+
+    from tests.admin.test_metrics import scrape
+
+    consumer = clients()
+    consumer.conn.subscribe("/queue/shared.x", id="s", ack="client-individual")
+    producer = clients()
+    producer.conn.send("/queue/shared.x", "doomed")
+    nack(consumer, consumer.get())  # max-redeliveries 0: straight to /queue/DLQ
+    producer.conn.send("/queue/drop.y", "stale", headers={"expires": "1"})  # long expired
+    expired_reader = clients()
+    expired_reader.conn.subscribe("/queue/drop.y", id="e", ack="auto")
+    expired_reader.sync()
+    assert expired_reader.nothing_more()
+    m = scrape(broker.http_port)
+    assert (
+        m["ferrymq_queue_dead_lettered_total"][frozenset({("destination", "/queue/shared.x")})] == 1
+    )
+    assert m["ferrymq_queue_expired_total"][frozenset({("destination", "/queue/drop.y")})] == 1
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/api/overview") as resp:
+        totals = json.loads(resp.read())["totals"]
+    assert totals["dead_lettered"] == 1 and totals["expired"] == 1

@@ -151,6 +151,8 @@ async def overview(request: web.Request) -> web.Response:
             "enqueued": sum(q.stats.enqueued for q in queues),
             "dequeued": sum(q.stats.dequeued for q in queues),
             "redelivered": sum(q.stats.redelivered for q in queues),
+            "expired": sum(q.stats.expired for q in queues),
+            "dead_lettered": sum(q.stats.dead_lettered for q in queues),
         },
         "rates": st.sampler.total.as_dict(),
         "sample": last,

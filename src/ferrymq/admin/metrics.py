@@ -80,6 +80,12 @@ class BrokerCollector(Collector):
         dequeued = CounterMetricFamily(
             "ferrymq_queue_dequeued", "messages handed to consumers", labels=labels
         )
+        expired = CounterMetricFamily(
+            "ferrymq_queue_expired", "messages found expired (never delivered)", labels=labels
+        )
+        dead_lettered = CounterMetricFamily(
+            "ferrymq_queue_dead_lettered", "messages moved to a dead-letter queue", labels=labels
+        )
         redelivered = CounterMetricFamily(
             "ferrymq_queue_redelivered", "messages returned for redelivery", labels=labels
         )
@@ -95,7 +101,10 @@ class BrokerCollector(Collector):
             enqueued.add_metric(name, queue.stats.enqueued)
             dequeued.add_metric(name, queue.stats.dequeued)
             redelivered.add_metric(name, queue.stats.redelivered)
+            expired.add_metric(name, queue.stats.expired)
+            dead_lettered.add_metric(name, queue.stats.dead_lettered)
         yield from (depth, in_flight, consumers, enqueued, dequeued, redelivered)
+        yield from (expired, dead_lettered)
 
         yield GaugeMetricFamily(
             "ferrymq_connections", "open client connections", value=len(server.ctx.sessions)

@@ -57,6 +57,8 @@ def queue_info(queue: Queue, sampler: Sampler | None) -> dict[str, Any]:
         "enqueued": stats.enqueued,
         "dequeued": stats.dequeued,
         "redelivered": stats.redelivered,
+        "expired": stats.expired,
+        "dead_lettered": stats.dead_lettered,
     }
     if sampler is not None:
         info["rates"] = sampler.rates(queue.name).as_dict()
@@ -102,6 +104,8 @@ def topic_infos(broker: Broker, sampler: Sampler | None) -> list[dict[str, Any]]
                 "enqueued": sum(q.stats.enqueued for q in queues),
                 "dequeued": sum(q.stats.dequeued for q in queues),
                 "redelivered": sum(q.stats.redelivered for q in queues),
+                "expired": sum(q.stats.expired for q in queues),
+                "dead_lettered": sum(q.stats.dead_lettered for q in queues),
                 "rates": _sum_rates(queues, sampler),
                 "subscription_queues": [queue_info(q, sampler) for q in queues],
             }

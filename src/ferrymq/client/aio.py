@@ -347,10 +347,9 @@ class Client:
         sub = self._subs.get(message.subscription)
         if sub is not None:
             # Acks outside a transaction are remembered even if this link is
-            # down: the redelivery that follows is then acked quietly.
-            message = sub._current(
-                message, settled=tx is None, remember=command == "ACK" and tx is None
-            )
+            # down: the redelivery that follows is then acked quietly. One in a
+            # transaction is not (a rollback must show the message again).
+            message = sub._current(message, settled=True, remember=command == "ACK" and tx is None)
         link = self._writable_link()
         if link is None or message.generation != link.generation:
             log.debug("%s of %s dropped: it came on an earlier connection", command, message)

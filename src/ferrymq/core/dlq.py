@@ -63,6 +63,7 @@ class DeadLetters:
             log.debug("%s: dropping %s (%s)", queue.name, message.id, reason)
             return
         self.dead_lettered += 1
+        queue.stats.dead_lettered += 1
         policy = self.policy(queue, message)
         headers = dict(message.headers)
         # In the DLQ it must not expire again; the original time stays visible.

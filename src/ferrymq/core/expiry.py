@@ -78,6 +78,7 @@ class Expiry:
 
     def _expire(self, queue: Queue, message: Message) -> None:
         self.expired += 1
+        queue.stats.expired += 1
         policy = self.dead_letters.policy(queue, message)
         self.dead_letters.remove(queue, message, "expired", dlq=policy.expired == "dlq")
 

@@ -60,12 +60,14 @@ ExpireHook = Callable[["Queue", Message], bool]
 
 
 class QueueStats:
-    __slots__ = ("dequeued", "enqueued", "redelivered")
+    __slots__ = ("dead_lettered", "dequeued", "enqueued", "expired", "redelivered")
 
     def __init__(self) -> None:
         self.enqueued = 0
         self.dequeued = 0
         self.redelivered = 0
+        self.expired = 0  # found expired here (then dead-lettered or dropped)
+        self.dead_lettered = 0  # moved from here to a DLQ, expired or not
 
 
 class Queue:
