@@ -53,6 +53,9 @@ async def _healthz(request: web.Request) -> web.Response:
             "holder": server.ha_lock.holder(),
             "fenced": server.fence_reason or None,
         }
+        describe = getattr(server.ha_lock, "describe", None)
+        if describe is not None:  # shared-db: holder, epoch, lease expiry
+            body["ha"].update(describe())
     return web.json_response(body)
 
 

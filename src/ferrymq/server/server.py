@@ -14,6 +14,7 @@ from ferrymq.auth import Authenticator
 from ferrymq.config import HostPort, Settings
 from ferrymq.core import Broker
 from ferrymq.ha.file_lock import FileLock
+from ferrymq.ha.lease import LeaseLock
 from ferrymq.ha.shared_fs import SharedFsLock
 from ferrymq.protocol.stomp import Limits
 from ferrymq.server.stomp_session import StompSession
@@ -74,7 +75,9 @@ class BrokerServer:
         node = settings.node_name or socket.gethostname()
         self.node_name = node
         self.data_lock: FileLock | None = None
-        self.ha_lock: SharedFsLock | None = None
+        self.ha_lock: SharedFsLock | LeaseLock | None = None
+        # --store postgres without --ha: the lease still guards the database.
+        self.db_lease: LeaseLock | None = None
         if store is None:
             store = self._make_store(settings)
         self.broker = Broker(
@@ -108,6 +111,8 @@ class BrokerServer:
     def _make_store(self, settings: Settings) -> Store:
         if settings.store == "memory":
             return MemoryStore()
+        if settings.store == "postgres":
+            return self._make_postgres_store(settings)
         from ferrymq.store.journal_store import JournalStore
 
         if settings.ha == "shared-fs":
@@ -122,6 +127,22 @@ class BrokerServer:
             sync=settings.sync,
             skip_corrupt=settings.recover_skip_corrupt,
         )
+
+    def _make_postgres_store(self, settings: Settings) -> Store:
+        from ferrymq.store.postgres import PostgresStore
+
+        lease = LeaseLock(
+            settings.store_url,
+            lease=settings.lease,
+            renew_interval=settings.lease_renew_interval,
+            poll_interval=settings.lock_poll_interval / 1000,
+            wait_for_store=settings.wait_for_store,
+        )
+        if settings.ha == "shared-db":
+            self.ha_lock = lease
+        else:
+            self.db_lease = lease
+        return PostgresStore(settings.store_url, fencing=lease, wait=settings.wait_for_store)
 
     async def start(self) -> None:
         """Become master (a slave first waits for the lock), recover the store,
@@ -148,6 +169,8 @@ class BrokerServer:
             self.role = "master"
         if self.data_lock is not None:
             self.data_lock.acquire_or_fail(self.node_name)
+        if self.db_lease is not None:
+            await self.db_lease.acquire(self.node_name, wait=False)
         try:
             await self.broker.start()
             self._broker_started = True
@@ -162,9 +185,12 @@ class BrokerServer:
         self.stomp_address = HostPort(addr.host, sock[1])
         if self._http is None:
             await self._start_http()
-        if self.ha_lock is not None and self.settings.fencing:
+        lease = self.db_lease or self.ha_lock
+        if isinstance(lease, LeaseLock):  # always: the database fences writes anyway
+            self._fencing_task = loop.create_task(lease.keep_alive(self.fence))
+        elif isinstance(self.ha_lock, SharedFsLock) and self.settings.fencing:
             self._fencing_task = loop.create_task(self._watch_lock(self.ha_lock))
-        if self.data_lock is not None or self.ha_lock is not None:
+        if self.data_lock is not None or isinstance(self.ha_lock, SharedFsLock):
             self._publish_address()
         log.info(
             "ferrymq %s node=%s role=%s stomp=%s http=%s",
@@ -263,9 +289,14 @@ class BrokerServer:
             self._fencing_task.cancel()
         if self._broker_started:
             await self.broker.stop()
-        if self._broker_started and (self.data_lock is not None or self.ha_lock is not None):
+        if self._broker_started and (
+            self.data_lock is not None or isinstance(self.ha_lock, SharedFsLock)
+        ):
             from ferrymq.server.broker_info import remove_broker_info
 
             remove_broker_info(self.settings.data)
+        for lease in (self.ha_lock, self.db_lease):
+            if isinstance(lease, LeaseLock):
+                await lease.close()
         self._release_locks()
         log.info("ferrymq stopped")

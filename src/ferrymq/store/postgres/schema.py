@@ -46,7 +46,7 @@ MIGRATIONS: list[str] = [
         id int PRIMARY KEY CHECK (id = 1),
         holder text,
         epoch bigint NOT NULL DEFAULT 0,
-        expires_at timestamptz NOT NULL DEFAULT '-infinity',
+        expires_at timestamptz NOT NULL DEFAULT 'epoch',
         write_seq bigint NOT NULL DEFAULT 0
     );
     INSERT INTO ferrymq_lock (id) VALUES (1);
