@@ -41,6 +41,10 @@ __all__ = ["LeaseHeld", "LeaseLock"]
 log = logging.getLogger(__name__)
 
 
+def _key(epoch: int) -> tuple[int, int]:
+    return ADVISORY_KEY, epoch % (1 << 31)
+
+
 class LeaseHeld(FerrymqError):
     """Another live node holds the lease (a node that may not wait for it)."""
 
@@ -69,7 +73,7 @@ class LeaseLock:
         self._owner = ""
         self._valid_until = 0.0  # monotonic: this node's lease ends by then
         self._conn: Conn | None = None
-        self._advisory = False  # this session holds the advisory lock
+        self._has_advisory = False  # this session holds this epoch's advisory lock
         self._on_lost: Callable[[str], None] | None = None
         self.lost_reason = ""
 
@@ -126,7 +130,6 @@ class LeaseLock:
             await asyncio.sleep(self.poll_interval)
 
     async def _try_take(self, conn: Conn) -> bool:
-        gone = await self._take_advisory(conn)
         started = time.monotonic()
         try:
             async with conn.transaction():
@@ -141,6 +144,9 @@ class LeaseLock:
                 holder, epoch, expires, expired = row
                 self._holder, self.expires_at = holder or "none", expires
                 self.epoch = epoch
+                # The master of this epoch holds (KEY, epoch) for as long as its
+                # session lives: getting it is proof that the session is gone.
+                gone = holder is not None and await self._advisory(conn, epoch)
                 if not (holder is None or expired or gone):
                     return False
                 cur = await conn.execute(
@@ -151,10 +157,16 @@ class LeaseLock:
                 )
                 taken = await cur.fetchone()
                 assert taken is not None
+                # Before COMMIT: no slave can probe the new epoch before we hold it.
+                if not await self._advisory(conn, taken[0]):
+                    log.warning("lease: advisory lock of epoch %d is taken already", taken[0])
+                if gone:
+                    await conn.execute("SELECT pg_advisory_unlock(%s, %s)", _key(epoch))
         except psycopg.errors.LockNotAvailable:
             return False
         self.epoch, self.expires_at = taken
         self._taken = True
+        self._has_advisory = True
         self._valid_until = started + self.lease
         self._holder = self._owner
         why = (
@@ -175,18 +187,16 @@ class LeaseLock:
         )
         return True
 
-    async def _take_advisory(self, conn: Conn) -> bool:
-        """Try for the advisory lock: True if we got it (its holder's session is gone)."""
-        if self._advisory:
-            return True
-        cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,))
+    async def _advisory(self, conn: Conn, epoch: int) -> bool:
+        """pg_try_advisory_lock for `epoch` (session-level: kept after the
+        transaction, freed when the session ends)."""
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", _key(epoch))
         row = await cur.fetchone()
-        self._advisory = bool(row and row[0])
-        return self._advisory
+        return bool(row and row[0])
 
     async def _connection(self, *, first: bool = False) -> Conn:
         if self._conn is None or self._conn.closed:
-            self._advisory = False  # it went with the old session
+            self._has_advisory = False  # it went with the old session
             self._conn = await connect(
                 self.url, wait=self.wait_for_store or not first, purpose="lease"
             )
@@ -194,7 +204,7 @@ class LeaseLock:
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
-        self._advisory = False
+        self._has_advisory = False
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
@@ -231,7 +241,8 @@ class LeaseLock:
 
     async def _renew(self) -> datetime.datetime | None:
         conn = await self._connection()
-        await self._take_advisory(conn)
+        if not self._has_advisory:  # a new session (reconnected): take it again
+            self._has_advisory = await self._advisory(conn, self.epoch)
         cur = await conn.execute(
             "UPDATE ferrymq_lock SET expires_at = now() + make_interval(secs => %s)"
             " WHERE id = 1 AND epoch = %s AND expires_at > now() RETURNING expires_at",

@@ -34,10 +34,11 @@ from ferrymq.errors import FerrymqError
 
 __all__ = ["ADVISORY_KEY", "MIGRATIONS", "SchemaError", "migrate", "redact"]
 
-# pg_advisory_lock key held by the master's lease session ("ferrymq!" as int64).
-ADVISORY_KEY = 0x6665_7272_796D_7121
-# Taken (transaction-level) while migrating.
-_MIGRATE_KEY = ADVISORY_KEY + 1
+# pg_advisory_lock(ADVISORY_KEY, epoch) is held by the session of the master
+# of that epoch ("ferr" as int32): free means that master's session is gone.
+ADVISORY_KEY = 0x6665_7272
+# Taken (transaction-level) while migrating ("ferrymq!" as int64).
+_MIGRATE_KEY = 0x6665_7272_796D_7121
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
