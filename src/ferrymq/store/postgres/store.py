@@ -484,7 +484,9 @@ class PostgresStore(Store):
         if self._error is None:
             self._error = error
             log.error("postgres store stops writing: %s", error.message)
-            if isinstance(error, Fenced) and self.fencing is not None:
+            if self.fencing is not None:
+                # Fenced, or the database was out of reach for a whole lease:
+                # either way this master stops (and a supervisor restarts it).
                 self.fencing.lost(error.message)
         waiters, self._waiters = self._waiters, collections.deque()
         for _, fut in waiters:
