@@ -194,7 +194,8 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
         print(f"ferrymq: configuration error: {exc}", file=sys.stderr)
         return 2
     except (OSError, FerrymqError, JournalCorruption, JournalError, StoreUnavailable) as exc:
-        # A port in use, a locked or corrupt data directory: one clear line.
+        # A port in use, a locked or corrupt data directory, a database that
+        # refuses us (ferrymq.store.postgres.StoreConnectError): one clear line.
         print(f"ferrymq: cannot start: {exc}", file=sys.stderr)
         return 1
 

@@ -72,6 +72,19 @@ def _check_sync_policy(text: str) -> None:
     raise ConfigError(f"sync: expected always, never or interval:<ms>, got {text!r}")
 
 
+def _check_store_url(url: str) -> None:
+    if not url:
+        raise ConfigError("store postgres needs --store-url postgresql://USER@HOST:PORT/DB")
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError as exc:
+        shown = url if "@" not in url else "...@" + url.rsplit("@", 1)[1]
+        raise ConfigError(f"store_url: not a PostgreSQL URL ({shown!r}): {exc}") from None
+
+
 def _doc(text: str) -> dict[str, Any]:
     return {"doc": text}
 
@@ -110,7 +123,17 @@ class Settings:
         metadata=_doc("bytes of message bodies held in memory before producers are blocked"),
     )
     store: str = field(
-        default="journal", metadata=_doc("journal (DATA/journal) or memory (nothing persists)")
+        default="journal",
+        metadata=_doc(
+            "journal (DATA/journal), postgres (see store_url) or memory (nothing persists)"
+        ),
+    )
+    store_url: str = field(
+        default="", metadata=_doc("PostgreSQL URL for --store postgres: postgresql://user@host/db")
+    )
+    wait_for_store: bool = field(
+        default=False,
+        metadata=_doc("at start, retry (with backoff) a database that is unreachable"),
     )
     sync: str = field(
         default="always", metadata=_doc("journal fsync policy: always, interval:<ms> or never")
@@ -136,7 +159,16 @@ class Settings:
     )
     ha: str = field(
         default="none",
-        metadata=_doc("none, or shared-fs: master/slave on a shared data directory"),
+        metadata=_doc(
+            "none, shared-fs (master/slave on a shared data directory) or shared-db "
+            "(master/slave on the PostgreSQL store, with a lease)"
+        ),
+    )
+    lease: float = field(
+        default=5.0, metadata=_doc("shared-db: seconds a master's lease lasts unless renewed")
+    )
+    lease_renew_interval: float = field(
+        default=1.0, metadata=_doc("shared-db: seconds between the master's lease renewals")
     )
     lock_poll_interval: int = field(
         default=500,
@@ -170,15 +202,21 @@ class Settings:
             raise ConfigError("max_connections must be at least 1")
         if self.heartbeat_grace < 1.0:
             raise ConfigError("heartbeat_grace must be at least 1.0")
-        if self.store not in ("journal", "memory"):
-            raise ConfigError(f"store: expected journal or memory, got {self.store!r}")
+        if self.store not in ("journal", "memory", "postgres"):
+            raise ConfigError(f"store: expected journal, postgres or memory, got {self.store!r}")
+        if self.store == "postgres":
+            _check_store_url(self.store_url)
         if self.segment_size < 64 * 1024:
             raise ConfigError("segment_size must be at least 65536 bytes")
         _check_sync_policy(self.sync)
         if self.dedup_window < 1:
             raise ConfigError("dedup_window must be at least 1")
-        if self.ha not in ("none", "shared-fs"):
-            raise ConfigError(f"ha: expected none or shared-fs, got {self.ha!r}")
+        if self.ha not in ("none", "shared-fs", "shared-db"):
+            raise ConfigError(f"ha: expected none, shared-fs or shared-db, got {self.ha!r}")
+        if self.ha == "shared-db" and self.store != "postgres":
+            raise ConfigError("ha shared-db needs the PostgreSQL store (store = postgres)")
+        if not 0 < self.lease_renew_interval <= self.lease / 2:
+            raise ConfigError("lease_renew_interval must be positive and at most half the lease")
         if self.ha == "shared-fs" and self.store != "journal":
             raise ConfigError("ha shared-fs needs the journal store (store = journal)")
         if self.lock_poll_interval < 10:

@@ -8,12 +8,14 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from ferrymq import __version__
 from ferrymq.auth import Authenticator
 from ferrymq.config import HostPort, Settings
 from ferrymq.core import Broker
 from ferrymq.ha.file_lock import FileLock
+from ferrymq.ha.lease import LeaseLock
 from ferrymq.ha.shared_fs import SharedFsLock
 from ferrymq.protocol.stomp import Limits
 from ferrymq.server.stomp_session import StompSession
@@ -74,7 +76,9 @@ class BrokerServer:
         node = settings.node_name or socket.gethostname()
         self.node_name = node
         self.data_lock: FileLock | None = None
-        self.ha_lock: SharedFsLock | None = None
+        self.ha_lock: SharedFsLock | LeaseLock | None = None
+        # --store postgres without --ha: the lease still guards the database.
+        self.db_lease: LeaseLock | None = None
         if store is None:
             store = self._make_store(settings)
         self.broker = Broker(
@@ -109,12 +113,16 @@ class BrokerServer:
     def _make_store(self, settings: Settings) -> Store:
         if settings.store == "memory":
             return MemoryStore()
+        if settings.store == "postgres":
+            return self._make_postgres_store(settings)
         from ferrymq.store.journal_store import JournalStore
 
+        guard = None
         if settings.ha == "shared-fs":
-            self.ha_lock = SharedFsLock(
+            fs_lock = self.ha_lock = SharedFsLock(
                 settings.data, poll_interval=settings.lock_poll_interval / 1000
             )
+            guard = fs_lock.quick_check
         else:
             self.data_lock = FileLock(settings.data)
         return JournalStore(
@@ -122,8 +130,24 @@ class BrokerServer:
             segment_size=settings.segment_size,
             sync=settings.sync,
             skip_corrupt=settings.recover_skip_corrupt,
-            guard=self.ha_lock.quick_check if self.ha_lock is not None else None,
+            guard=guard,
         )
+
+    def _make_postgres_store(self, settings: Settings) -> Store:
+        from ferrymq.store.postgres import PostgresStore
+
+        lease = LeaseLock(
+            settings.store_url,
+            lease=settings.lease,
+            renew_interval=settings.lease_renew_interval,
+            poll_interval=settings.lock_poll_interval / 1000,
+            wait_for_store=settings.wait_for_store,
+        )
+        if settings.ha == "shared-db":
+            self.ha_lock = lease
+        else:
+            self.db_lease = lease
+        return PostgresStore(settings.store_url, fencing=lease, wait=settings.wait_for_store)
 
     async def start(self) -> None:
         """Become master (a slave first waits for the lock), recover the store,
@@ -150,6 +174,8 @@ class BrokerServer:
             self.role = "master"
         if self.data_lock is not None:
             self.data_lock.acquire_or_fail(self.node_name)
+        if self.db_lease is not None:
+            await self.db_lease.acquire(self.node_name, wait=False)
         try:
             await self.broker.start()
             self._broker_started = True
@@ -164,9 +190,12 @@ class BrokerServer:
         self.stomp_address = HostPort(addr.host, sock[1])
         if self._http is None:
             await self._start_http()
-        if self.ha_lock is not None and self.settings.fencing:
+        lease = self.db_lease or self.ha_lock
+        if isinstance(lease, LeaseLock):  # always: the database fences writes anyway
+            self._fencing_task = loop.create_task(lease.keep_alive(self.fence))
+        elif isinstance(self.ha_lock, SharedFsLock) and self.settings.fencing:
             self._fencing_task = loop.create_task(self._watch_lock(self.ha_lock))
-        if self.data_lock is not None or self.ha_lock is not None:
+        if self.data_lock is not None or isinstance(self.ha_lock, SharedFsLock):
             self._publish_address()
         log.info(
             "ferrymq %s node=%s role=%s stomp=%s http=%s",
@@ -208,16 +237,20 @@ class BrokerServer:
                 self.fence(reason)
                 return
 
-    def ha_status(self) -> dict[str, str | None] | None:
+    def ha_status(self) -> dict[str, Any] | None:
         """Mode, lock and holder for /healthz and the API; None without HA."""
         if self.ha_lock is None:
             return None
-        return {
+        status: dict[str, Any] = {
             "mode": self.settings.ha,
             "lock": str(self.ha_lock.path),
             "holder": self.ha_lock.holder(),
             "fenced": self.fence_reason or None,
         }
+        describe = getattr(self.ha_lock, "describe", None)
+        if describe is not None:  # shared-db: holder, epoch, lease expiry
+            status.update(describe())
+        return status
 
     def fence(self, reason: str) -> None:
         """Another node may be master now: stop writing and serving at once."""
@@ -276,9 +309,14 @@ class BrokerServer:
             self._fencing_task.cancel()
         if self._broker_started:
             await self.broker.stop()
-        if self._broker_started and (self.data_lock is not None or self.ha_lock is not None):
+        if self._broker_started and (
+            self.data_lock is not None or isinstance(self.ha_lock, SharedFsLock)
+        ):
             from ferrymq.server.broker_info import remove_broker_info
 
             remove_broker_info(self.settings.data)
+        for lease in (self.ha_lock, self.db_lease):
+            if isinstance(lease, LeaseLock):
+                await lease.close()
         self._release_locks()
         log.info("ferrymq stopped")
