@@ -254,3 +254,109 @@ def test_wait_for_store_retries_until_the_database_answers(pg_cluster: PostgresC
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=20)[0]
     assert "retrying in" in out and "password authentication failed" in out, out
+
+
+def test_database_restart_while_a_master_serves(
+    pg_url: str, pg_cluster: PostgresCluster, nodes: list[BrokerProcess]
+) -> None:
+    """`pg_ctl restart`: the master reconnects within its lease, or fences and
+    the slave takes over; either way nothing confirmed is lost."""
+    a = node(pg_url, "a").start()
+    nodes.append(a)
+    assert a.wait_master(10)
+    b = node(pg_url, "b").start()
+    nodes.append(b)
+    send_receipted(a.stomp_port, 20)
+    pg_cluster.restart()
+    master = None
+    deadline = time.monotonic() + 30
+    while master is None and time.monotonic() < deadline:
+        for n in (a, b):
+            try:
+                if n.proc and n.proc.poll() is None and healthz(n.http_port)["role"] == "master":
+                    send_receipted(n.stomp_port, 1, start=20)
+                    master = n
+                    break
+            except (OSError, KeyError, AssertionError, ConnectionError):
+                pass  # reconnecting or fencing as we looked
+        else:
+            time.sleep(0.2)
+    assert master is not None, "no master after the database restart"
+    assert receive_all(master.stomp_port) == [b"%d" % i for i in range(21)]
+    other = b if master is a else a
+    assert other.proc is not None and other.proc.poll() in (None, 75)
+
+
+@pytest.mark.slow
+def test_failover_client_exactly_once_through_three_master_kills(
+    pg_url: str, nodes: list[BrokerProcess]
+) -> None:
+    """Producer and consumer on the ferrymq failover client; the master is
+    SIGKILLed three times (each killed node restarted as the slave)."""
+    import threading
+
+    import ferrymq.client
+    from ferrymq.testing.ha import free_port
+
+    count = int(os.environ.get("PG_FAILOVER_MESSAGES", "5000"))
+    ports = [free_port(), free_port()]
+    procs: list[BrokerProcess] = []
+
+    def start(i: int) -> BrokerProcess:
+        p = node(pg_url, f"n{i}", "--stomp", f"127.0.0.1:{ports[i]}").start()
+        nodes.append(p)
+        return p
+
+    procs = [start(0), start(1)]
+    uri = "failover:({})?initialReconnectDelay=10&maxReconnectDelay=200&randomize=false".format(
+        ",".join(f"stomp://127.0.0.1:{p}" for p in ports)
+    )
+    received: list[int] = []
+    done = threading.Event()
+    confirmed: set[int] = set()
+    cond = threading.Condition()
+    consumer = ferrymq.client.connect(uri, heartbeat=(1000, 1000))
+    producer = ferrymq.client.connect(uri, window=500, heartbeat=(1000, 1000))
+    try:
+
+        def on_message(message: ferrymq.client.Message) -> None:
+            received.append(int(message.headers["seq"]))
+            consumer.ack(message)
+            if len(received) >= count:
+                done.set()
+
+        consumer.subscribe("/queue/pg-exactly-once", on_message, ack="client-individual")
+
+        def confirm(seq: int) -> None:
+            with cond:
+                confirmed.add(seq)
+                cond.notify_all()
+
+        def produce() -> None:
+            for seq in range(count):
+                fut = producer.send(
+                    "/queue/pg-exactly-once", str(seq), {"seq": str(seq)}, wait=False
+                )
+                fut.add_done_callback(lambda f, s=seq: f.exception() is None and confirm(s))
+            producer.flush()
+
+        thread = threading.Thread(target=produce, daemon=True)
+        thread.start()
+        for kill in range(1, 4):
+            with cond:
+                assert cond.wait_for(lambda k=kill: len(confirmed) >= count * k // 4, 120)
+            i = next(
+                i
+                for i, p in enumerate(procs)
+                if p.master.is_set() and p.proc and p.proc.poll() is None
+            )
+            procs[i].kill()
+            procs[i] = start(i)
+        thread.join(180)
+        assert not thread.is_alive(), "the producer did not finish"
+        assert done.wait(120), f"consumer got {len(received)} of {count}"
+    finally:
+        producer.close()
+        consumer.close()
+    assert confirmed == set(range(count))
+    assert received == list(range(count)), "lost, duplicated or out of order"

@@ -374,6 +374,7 @@ class Client:
         link = self._writable_link()
         if link is None or not self._book.usable(record):
             self._book.finish(record)
+            self._release_held()
             raise TransactionRolledBack(
                 f"transaction {record.id} was rolled back: the connection was lost"
             )
@@ -402,6 +403,7 @@ class Client:
         if not self._write_ack(command, message, record.id):
             # The message came before the failover that rolled this
             # transaction back; unreachable while the transaction is usable.
+            self._release_held()
             raise TransactionRolledBack(f"transaction {record.id}: message from a lost link")
 
     async def _commit(self, record: TxRecord[_Waiter]) -> None:
@@ -437,7 +439,15 @@ class Client:
         if committed:
             waiter.set_result(None)
         else:
+            self._release_held()
             waiter.set_exception(TransactionRolledBack(f"transaction {record.id}: {why}"))
+
+    def _release_held(self) -> None:
+        """After a transaction rolled back by a failover (see Subscription._release)."""
+        link = self._writable_link()
+        current = link.generation if link is not None else None
+        for sub in self._subs.values():
+            sub._release(current)
 
     # -- the connection's life --------------------------------------------------------------
 

@@ -58,6 +58,8 @@ class Subscription:
         self._task: asyncio.Task[None] | None = None
         # message-id -> its newest delivery, for messages handed over, not acked
         self._handed: OrderedDict[str, Message] = OrderedDict()
+        # message-id -> link generation of the copy the application holds
+        self._held: dict[str, int] = {}
         self._acked: OrderedDict[str, None] = OrderedDict()
         if callback is not None and inspect.iscoroutinefunction(callback):
             self._task = asyncio.get_running_loop().create_task(self._run_async(callback))
@@ -88,6 +90,7 @@ class Subscription:
             self._handed[mid] = message
             return "drop"
         self._handed[mid] = message
+        self._held[mid] = message.generation
         return "deliver"
 
     def _current(self, message: Message, *, settled: bool, remember: bool) -> Message:
@@ -99,15 +102,34 @@ class Subscription:
             if self.spec.ack == "client":  # cumulative: everything before it too
                 while self._handed:
                     done, _ = self._handed.popitem(last=False)
+                    self._held.pop(done, None)
                     if remember:
                         self._remember(done)
                     if done == mid:
                         break
             else:
                 self._handed.pop(mid, None)
+                self._held.pop(mid, None)
             if remember:
                 self._remember(mid)
         return current
+
+    def _release(self, current: int | None) -> None:
+        """A transaction the application worked in was rolled back by a
+        failover: what it holds from an earlier link (`current`: the link up
+        now, None if none) is shown again, as a JMS transacted session
+        redelivers after a rollback; the redelivery if it came already, else
+        when it comes."""
+        for mid, newest in list(self._handed.items()):
+            held = self._held.get(mid, newest.generation)
+            if current is not None and held >= current:
+                continue
+            if newest.generation > held:
+                self._held[mid] = newest.generation
+                self._deliver(newest)
+            else:
+                del self._handed[mid]
+                self._held.pop(mid, None)
 
     def _remember(self, mid: str) -> None:
         self._acked[mid] = None
@@ -142,6 +164,7 @@ class Subscription:
                 kept.append(item)
             else:  # never handed over: its redelivery is new to the application
                 self._handed.pop(_audit_key(item), None)
+                self._held.pop(_audit_key(item), None)
         for item in kept:
             self._queue.put_nowait(item)
 

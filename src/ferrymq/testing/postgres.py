@@ -148,7 +148,9 @@ class PostgresCluster:
         return self.url(name)
 
     def restart(self) -> None:
-        self._pg_ctl("restart", "-w", "-t", "60", "-m", "fast")
+        # With -l: the new postmaster must not inherit our captured stdout,
+        # or waiting for pg_ctl's output would wait for the server to end.
+        self._pg_ctl("restart", "-w", "-t", "60", "-m", "fast", "-l", str(self.log))
 
     def stop(self) -> None:
         if self.data.exists():
