@@ -4,7 +4,6 @@ over real HTTP (urllib), and stomp.py clients."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from ferrymq.testing import ThreadedBroker
-from tests.server.conftest import Client
+from tests.server.conftest import clients  # noqa: F401 (stomp.py clients on this folder's `broker`)
 
 TIMEOUT = 5.0
 
@@ -73,18 +72,3 @@ def broker() -> Iterator[ThreadedBroker]:
 @pytest.fixture
 def http(broker: ThreadedBroker) -> Http:
     return Http(broker.http_port)
-
-
-@pytest.fixture
-def clients(broker: ThreadedBroker) -> Iterator[Any]:
-    made: list[Client] = []
-
-    def make(version: str = "1.2", **headers: Any) -> Client:
-        client = Client(broker.stomp_port, version, **headers)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        with contextlib.suppress(Exception):
-            client.close()

@@ -11,7 +11,10 @@ import pytest
 
 from ferrymq.core.policy import Policy
 from ferrymq.testing import ThreadedBroker
-from tests.server.conftest import Client
+from tests.server.conftest import (
+    Client,
+    clients,  # noqa: F401 (stomp.py clients on this folder's `broker`)
+)
 
 POLICIES = (
     Policy(match="/queue/orders.>", max_redeliveries=2),
@@ -58,21 +61,6 @@ class Restartable:
 def broker() -> Iterator[ThreadedBroker]:
     with ThreadedBroker(policy=POLICIES) as b:
         yield b
-
-
-@pytest.fixture
-def clients(broker: ThreadedBroker) -> Iterator[Any]:
-    made: list[Client] = []
-
-    def make(version: str = "1.2", **headers: Any) -> Client:
-        client = Client(broker.stomp_port, version, **headers)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        with contextlib.suppress(Exception):
-            client.close()
 
 
 @pytest.fixture

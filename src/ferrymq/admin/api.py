@@ -22,6 +22,7 @@ from ferrymq.admin.snapshots import (
     consumer_info,
     message_info,
     queue_info,
+    queue_totals,
     topic_infos,
 )
 from ferrymq.admin.state import state
@@ -145,14 +146,7 @@ async def overview(request: web.Request) -> web.Response:
             "queues": len(broker.queues),
             "topics": len(broker.router.bindings()),
             "connections": len(server.ctx.sessions),
-            "consumers": sum(len(q.consumers) for q in queues),
-            "depth": sum(q.depth for q in queues),
-            "in_flight": sum(q.in_flight for q in queues),
-            "enqueued": sum(q.stats.enqueued for q in queues),
-            "dequeued": sum(q.stats.dequeued for q in queues),
-            "redelivered": sum(q.stats.redelivered for q in queues),
-            "expired": sum(q.stats.expired for q in queues),
-            "dead_lettered": sum(q.stats.dead_lettered for q in queues),
+            **queue_totals(queues),
         },
         "rates": st.sampler.total.as_dict(),
         "sample": last,

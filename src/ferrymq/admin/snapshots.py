@@ -8,7 +8,7 @@ loop, so a snapshot is consistent.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core import Broker, Consumer, Message
@@ -87,6 +87,20 @@ def _sum_rates(queues: Iterable[Queue], sampler: Sampler | None) -> dict[str, fl
     return total
 
 
+def queue_totals(queues: Sequence[Queue]) -> dict[str, int]:
+    """Counts and counters added up over some queues."""
+    return {
+        "consumers": sum(len(q.consumers) for q in queues),
+        "depth": sum(q.depth for q in queues),
+        "in_flight": sum(q.in_flight for q in queues),
+        "enqueued": sum(q.stats.enqueued for q in queues),
+        "dequeued": sum(q.stats.dequeued for q in queues),
+        "redelivered": sum(q.stats.redelivered for q in queues),
+        "expired": sum(q.stats.expired for q in queues),
+        "dead_lettered": sum(q.stats.dead_lettered for q in queues),
+    }
+
+
 def topic_infos(broker: Broker, sampler: Sampler | None) -> list[dict[str, Any]]:
     """One entry per subscribed topic pattern. A topic keeps no messages of its
     own: its counters add up those of its current subscriptions."""
@@ -98,14 +112,7 @@ def topic_infos(broker: Broker, sampler: Sampler | None) -> list[dict[str, Any]]
                 "destination": pattern,
                 "subscriptions": len(queues),
                 "durable_subscriptions": sum(1 for q in queues if q.durable),
-                "consumers": sum(len(q.consumers) for q in queues),
-                "depth": sum(q.depth for q in queues),
-                "in_flight": sum(q.in_flight for q in queues),
-                "enqueued": sum(q.stats.enqueued for q in queues),
-                "dequeued": sum(q.stats.dequeued for q in queues),
-                "redelivered": sum(q.stats.redelivered for q in queues),
-                "expired": sum(q.stats.expired for q in queues),
-                "dead_lettered": sum(q.stats.dead_lettered for q in queues),
+                **queue_totals(queues),
                 "rates": _sum_rates(queues, sampler),
                 "subscription_queues": [queue_info(q, sampler) for q in queues],
             }
