@@ -87,6 +87,9 @@ class Broker:
         self._client_ids: dict[str, ClientConnection] = {}
         self._temp_owners: dict[str, ClientConnection] = {}
         self._records: list[Record] = []
+        # > 0 while a connection works through one read's worth of frames: their
+        # records then reach the store as one unit (see hold_records).
+        self._holding = 0
         # Queues that took stored messages while over the memory budget, and
         # how many: paged out once the store has given them keys (at flush).
         self._to_page_out: dict[Queue, int] = {}
@@ -295,9 +298,24 @@ class Broker:
         else:
             self.store.delivered(queue.name, message)
 
-    def flush_records(self) -> None:
-        """Hand what the last operation changed to the store as one atomic unit."""
-        if self._records:
+    def hold_records(self) -> None:
+        """Keep the records of the operations that follow until `release_records`:
+        a connection handles all the frames of one read as one store unit (one
+        journal frame, one sequence mark), not one unit per frame. Grouping
+        operations keeps each one atomic; anything that waits for durability
+        must `flush_records(force=True)` first."""
+        self._holding += 1
+
+    def release_records(self) -> None:
+        """End a `hold_records`; the outermost one flushes what was held."""
+        self._holding -= 1
+        if not self._holding:
+            self.flush_records()
+
+    def flush_records(self, *, force: bool = False) -> None:
+        """Hand what the last operation changed to the store as one atomic unit
+        (unless held: see `hold_records`)."""
+        if self._records and (force or not self._holding):
             records, self._records = self._records, []
             to_page_out, self._to_page_out = self._to_page_out, {}
             self.store.append(records)

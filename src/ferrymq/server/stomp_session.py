@@ -135,14 +135,24 @@ class StompSession(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_read = self._loop.time()
-        for event in self.parser.feed(data):
-            if self._closing:
-                return
-            if type(event) is Frame:
-                self._handle(event)
-            elif type(event) is ProtocolViolation:
-                self._error(event.message, detail=event.detail, receipt=event.receipt)
-            # HeartBeat: nothing to do beyond noting the read time.
+        broker = self.ctx.broker
+        broker.hold_records()  # one store unit per read, not per frame
+        try:
+            for event in self.parser.feed(data):
+                if self._closing:
+                    return
+                if type(event) is Frame:
+                    self._handle(event)
+                elif type(event) is ProtocolViolation:
+                    self._error(event.message, detail=event.detail, receipt=event.receipt)
+                # HeartBeat: nothing to do beyond noting the read time.
+        finally:
+            try:
+                broker.release_records()
+            except BrokerError as exc:
+                # The store refused this read's changes: nothing of it was confirmed.
+                if not self._closing:
+                    self._error(exc.message)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -274,7 +284,9 @@ class StompSession(asyncio.Protocol):
         if receipt is None:
             return
         headers = {"receipt-id": receipt, **extra}
-        pending = self.ctx.broker.store.durable()
+        broker = self.ctx.broker
+        broker.flush_records(force=True)  # this frame's changes, before asking
+        pending = broker.store.durable()
         if pending is None:
             self._send_frame("RECEIPT", headers)
         else:
@@ -407,8 +419,11 @@ class StompSession(asyncio.Protocol):
             dedup_id=headers.get("dedup-id") or headers.get("_AMQ_DUPL_ID"),
         )
         self._receipt(frame)
-        if self.ctx.broker.memory.over and not self._reading_paused:
-            self._block_producer()
+        broker = self.ctx.broker
+        if broker.memory.over and not self._reading_paused:
+            broker.flush_records(force=True)  # pages out held persistent bodies
+            if broker.memory.over:
+                self._block_producer()
 
     def _block_producer(self) -> None:
         """Over the memory budget: stop reading this producer (TCP backpressure)
@@ -585,7 +600,9 @@ class StompSession(asyncio.Protocol):
             self._close_after_flush()
             return
         self._closing = True  # read nothing more; close once the receipt is out
-        pending = self.ctx.broker.store.durable()
+        broker = self.ctx.broker
+        broker.flush_records(force=True)
+        pending = broker.store.durable()
         if pending is None:
             self._disconnect_receipt(receipt)
         else:
