@@ -14,7 +14,7 @@ from typing import Any
 
 from ferrymq.bench.payload import STAMP_SIZE
 
-__all__ = ["ACK_MODES", "Workload", "build_parser", "parse_workload"]
+__all__ = ["ACK_MODES", "BACKLOG_RECEIPT_EVERY", "Workload", "build_parser", "parse_workload"]
 
 ACK_MODES = ("auto", "client", "client-individual")
 
@@ -26,6 +26,10 @@ _PUBSUB_PREFIXES = ("/topic/", "/exchange/")
 # the syscall is amortised over many frames, small enough to stay well under
 # a socket buffer, so backpressure is noticed between batches.
 _BATCH_BYTES = 64 * 1024
+
+# --receipt-every when --backlog does not say: the producers' window while
+# they fill the backlog, so the produce phase ends at the broker's word.
+BACKLOG_RECEIPT_EVERY = 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +55,7 @@ class Workload:
     receipt_every: int = 0
     rate: float = 0.0
     warmup: int = 0
+    backlog: bool = False
     batch: int = 0
     timeout: float = 120.0
     idle_timeout: float = 10.0
@@ -78,6 +83,10 @@ class Workload:
             out.append("--rate must not be negative")
         if self.timeout <= 0 or self.idle_timeout <= 0:
             out.append("--timeout and --idle-timeout must be positive")
+        if self.backlog and self.pubsub:
+            out.append("--backlog needs a queue: a topic keeps nothing for absent subscribers")
+        if self.backlog and self.warmup:
+            out.append("--backlog takes no --warmup (run a smaller backlog first instead)")
         if self.consumers < self.destinations:
             out.append("--consumers must be at least --destinations (each needs a subscriber)")
         offered = self.stomp_version.split(",")
@@ -183,9 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--receipt-every",
         type=int,
-        default=0,
+        default=None,
         metavar="K",
-        help="ask a RECEIPT for every K-th SEND and wait for it before sending more",
+        help="ask a RECEIPT for every K-th SEND and wait for it before sending more "
+        f"(default: 0, or {BACKLOG_RECEIPT_EVERY} with --backlog)",
     )
     load.add_argument(
         "--rate",
@@ -196,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--warmup", type=int, default=0, metavar="N", help="extra messages first, not measured"
+    )
+    load.add_argument(
+        "--backlog",
+        action="store_true",
+        help="produce all --count messages first (the broker confirms them all), "
+        "then subscribe the consumers and drain",
     )
     load.add_argument(
         "--batch", type=int, default=0, metavar="N", help="SEND frames per write (default ~64 KiB)"
@@ -216,6 +232,8 @@ def parse_workload(argv: Sequence[str]) -> Workload:
     """Parse `argv`; exits with status 2 and a usage message when it is invalid."""
     parser = build_parser()
     ns = parser.parse_args(list(argv))
+    if ns.receipt_every is None:
+        ns.receipt_every = BACKLOG_RECEIPT_EVERY if ns.backlog else 0
     try:
         return Workload(**vars(ns))
     except ValueError as exc:

@@ -52,8 +52,14 @@ class Producer(StompClient):
         )
 
     async def send(
-        self, first: int, count: int, *, start_ns: int = 0, interval_ns: int = 0
-    ) -> None:
+        self,
+        first: int,
+        count: int,
+        *,
+        start_ns: int = 0,
+        interval_ns: int = 0,
+        confirm_last: bool = False,
+    ) -> int:
         """Send sequence numbers `first` to `first + count - 1`.
 
         With `interval_ns`, message `first + i` is due at `start_ns + i *
@@ -61,6 +67,12 @@ class Producer(StompClient):
         leaves: a broker that stalls the producer is charged the wait in the
         latency figures (no coordinated omission). Without it, messages go
         as fast as the socket takes them, stamped when their batch is built.
+
+        With `confirm_last`, the last message asks for a RECEIPT too (if the
+        `--receipt-every` window does not already end there), so the return
+        means the broker has taken every message of this call. Returns the
+        `perf_counter_ns` at which the last RECEIPT came (or the last write
+        ended, when none was asked for).
         """
         template = self._template
         assert template is not None
@@ -71,6 +83,7 @@ class Producer(StompClient):
         run_id, pid = self.run_id, self.index
         clock = time.perf_counter_ns
         seq, end = first, first + count
+        done_ns = clock()
         while seq < end:
             stop = min(seq + batch, end)
             if interval_ns:
@@ -90,6 +103,8 @@ class Producer(StompClient):
                 if next_receipt < stop:
                     stop = next_receipt + 1
                     receipt_seq = next_receipt
+            if confirm_last and receipt_seq < 0 and stop == end:
+                receipt_seq = end - 1
             if interval_ns:
                 base = start_ns - first * interval_ns
                 stamps = [
@@ -108,6 +123,7 @@ class Producer(StompClient):
                 # share this loop and must read while we produce.
                 await asyncio.sleep(0)
                 await self.wait_writable()
+                done_ns = clock()
                 continue
             receipt_id = f"{self.name}-{receipt_seq}"
             receipt = self.expect_receipt(receipt_id)
@@ -124,4 +140,6 @@ class Producer(StompClient):
             )
             self.sent += stop - seq
             seq = stop
-            self.receipt_latencies.append(await receipt - written_ns)
+            done_ns = await receipt
+            self.receipt_latencies.append(done_ns - written_ns)
+        return done_ns

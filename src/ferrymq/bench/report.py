@@ -26,6 +26,12 @@ def summary(result: dict[str, Any]) -> str:
         f"{result['seconds']:.3f} s: {result['msgs_per_s']:,.0f} msgs/s, "
         f"{result['mb_per_s']:.1f} MB/s",
     ]
+    if w.get("backlog"):
+        lines.append(
+            f"  backlog: produced in {result['produce_seconds']:.3f} s "
+            f"({result['produce_msgs_per_s']:,.0f} msgs/s, confirmed), drained in "
+            f"{result['drain_seconds']:.3f} s ({result['drain_msgs_per_s']:,.0f} msgs/s)"
+        )
     latency = result["latency_ms"]
     if latency:
         lines.append(

@@ -6,6 +6,11 @@ a destination without listeners. The clock starts when producers start
 sending the measured messages and stops at the last delivery, or, when
 consumers ack, at the RECEIPT of an UNSUBSCRIBE sent after the last ACK: the
 broker has then processed every ack too.
+
+With `--backlog` the consumers connect first but subscribe only once every
+producer has sent all its messages and the broker has confirmed the last one
+(a RECEIPT): the run then has two clocks, the produce phase (first send to
+last RECEIPT) and the drain (SUBSCRIBE to the last delivery or ack).
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ class _Run:
         ]
         self.start_ns = 0
         self.end_ns = 0
+        self.produced_ns = 0  # --backlog: the broker confirmed the last message
+        self.drain_ns = 0  # --backlog: consumers began to subscribe
         self.warmup_target = self.plan.warmup_deliveries(self.tallies)
         self.measured_from = 0  # deliveries already counted when measuring began
 
@@ -97,9 +104,28 @@ class _Run:
     async def _phase(self, counts: list[int], first: list[int], target: int) -> None:
         """Every producer sends its `counts[i]` messages from `first[i]`; wait
         until `target` deliveries in all have arrived."""
+        self._expect(target)
+        await self._send(counts, first)
+        await self._wait_deliveries()
+
+    async def _backlog(self, counts: list[int], first: list[int], target: int) -> None:
+        """Produce everything with nobody subscribed, then subscribe and drain."""
+        self.produced_ns = await self._send(counts, first, confirm_last=True)
+        self.drain_ns = time.perf_counter_ns()
+        self._expect(target)
+        await self._until(asyncio.gather(*(c.subscribe() for c in self.consumers)))
+        await self._wait_deliveries()
+
+    def _expect(self, target: int) -> None:
         self.reached.clear()
         if self.progress.expect(target):
             self.reached.set()
+
+    async def _send(
+        self, counts: list[int], first: list[int], *, confirm_last: bool = False
+    ) -> int:
+        """Every producer sends its `counts[i]` messages from `first[i]`; returns
+        when the last send (or, with `confirm_last`, RECEIPT) completed."""
         w = self.w
         interval_ns = 0
         start_ns = time.perf_counter_ns()
@@ -112,11 +138,17 @@ class _Run:
                 # Stagger producers over one interval so the total rate is smooth.
                 start_ns=start_ns + interval_ns * i // w.producers,
                 interval_ns=interval_ns,
+                confirm_last=confirm_last,
             )
             for i, p in enumerate(self.producers)
             if counts[i]
         ]
-        await self._until(asyncio.gather(*sends))
+        done: list[int] = await self._until(asyncio.gather(*sends))
+        return max(done, default=time.perf_counter_ns())
+
+    async def _wait_deliveries(self) -> None:
+        """Until the expected deliveries arrived; `_Stalled` if they stop coming."""
+        w = self.w
         while not self.reached.is_set():
             before = self.progress.delivered
             try:
@@ -127,7 +159,8 @@ class _Run:
 
     async def execute(self) -> None:
         await self._until(asyncio.gather(*(c.open() for c in self.consumers)))
-        await self._until(asyncio.gather(*(c.subscribe() for c in self.consumers)))
+        if not self.w.backlog:
+            await self._until(asyncio.gather(*(c.subscribe() for c in self.consumers)))
         await self._until(asyncio.gather(*(p.open() for p in self.producers)))
         plan = self.plan
         if self.warmup_target:
@@ -135,7 +168,10 @@ class _Run:
         self.measured_from = self.progress.delivered
         total = sum(t.total_expected for t in self.tallies)
         self.start_ns = time.perf_counter_ns()
-        await self._phase(plan.measured, plan.warmup, total)
+        if self.w.backlog:
+            await self._backlog(plan.measured, plan.warmup, total)
+        else:
+            await self._phase(plan.measured, plan.warmup, total)
         self.end_ns = self.progress.last_ns
         if self.w.ack != "auto":
             acked = await self._until(asyncio.gather(*(c.finish() for c in self.consumers)))
@@ -148,6 +184,18 @@ class _Run:
         else:
             for c in clients:
                 c.abort()
+
+    def _backlog_figures(self, sent: int, received: int) -> dict[str, float]:
+        """Both phases of a --backlog run; 0 for a phase that did not finish."""
+        produce = (self.produced_ns - self.start_ns) / 1e9 if self.produced_ns else 0.0
+        drain = (self.end_ns - self.drain_ns) / 1e9 if self.drain_ns and self.end_ns else 0.0
+        drain = max(0.0, drain)
+        return {
+            "produce_seconds": round(produce, 6),
+            "produce_msgs_per_s": round(sent / produce, 1) if produce else 0.0,
+            "drain_seconds": round(drain, 6),
+            "drain_msgs_per_s": round(received / drain, 1) if drain else 0.0,
+        }
 
     def result(self, error: str | None) -> dict[str, Any]:
         w = self.w
@@ -178,6 +226,8 @@ class _Run:
         }
         if self.receipt_latencies:
             out["receipt_latency_ms"] = latency_summary(self.receipt_latencies)
+        if w.backlog:
+            out.update(self._backlog_figures(max(0, sent), received))
         out["lost"] = lost
         out["duplicates"] = duplicates
         out["unexpected"] = unexpected
