@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -90,6 +91,8 @@ class Broker:
         # > 0 while a connection works through one read's worth of frames: their
         # records then reach the store as one unit (see hold_records).
         self._holding = 0
+        # Queues whose dispatch stopped at its batch limit, in order.
+        self._more_dispatch: dict[Queue, None] = {}
         # Queues that took stored messages while over the memory budget, and
         # how many: paged out once the store has given them keys (at flush).
         self._to_page_out: dict[Queue, int] = {}
@@ -294,7 +297,10 @@ class Broker:
 
     def _on_dispatched(self, queue: Queue, message: Message, settled: bool) -> None:
         if settled:
-            self._records.append(RemoveMessage(queue.name, message))
+            # By key once it has one: a dispatch loop draining a paged-out
+            # backlog must not keep every body it read back alive in the
+            # records until they are flushed.
+            self._records.append(RemoveMessage(queue.name, message.store_key or message))
         else:
             self.store.delivered(queue.name, message)
 
@@ -322,6 +328,25 @@ class Broker:
             for queue, n in to_page_out.items():
                 queue.page_out(n)
 
+    def _dispatch_later(self, queue: Queue) -> bool:
+        """Go on with a queue's dispatch on the next loop turn (it reached its
+        batch limit). False without a running loop (tests): go on now."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if not self._more_dispatch:
+            loop.call_soon(self._dispatch_pending)
+        self._more_dispatch[queue] = None
+        return True
+
+    def _dispatch_pending(self) -> None:
+        pending, self._more_dispatch = self._more_dispatch, {}
+        for queue in pending:
+            if queue.consumers and self.is_live(queue):
+                queue.dispatch()
+        self.flush_records()
+
     def _load(self, queue: Queue, key: int) -> Message:
         return self.store.load(queue.name, key)
 
@@ -335,6 +360,7 @@ class Broker:
             on_dispatched=self._on_dispatched,
             meter=self.memory,
             loader=self._load if durable and self.store.pages else None,
+            on_more=self._dispatch_later,
             on_requeue=self.features.redelivery.on_requeue,
             expire=self.features.expiry.at_dispatch,
         )

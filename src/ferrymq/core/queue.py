@@ -46,6 +46,8 @@ GROUP_SEQ_HEADER = "JMSXGroupSeq"
 # (their group's consumer is busy) per dispatch before it stops, like
 # ActiveMQ's maxPageSize window: a dispatch stays bounded on a deep queue.
 SCAN_LIMIT = 1000
+# Messages one dispatch hands out before it lets the loop turn (see on_more).
+DISPATCH_BATCH = 1000
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,7 @@ class Queue:
         "meter",
         "name",
         "on_dispatched",
+        "on_more",
         "on_requeue",
         "selector",
         "seq",
@@ -115,6 +118,7 @@ class Queue:
         loader: Loader | None = None,
         on_requeue: RequeueHook | None = None,
         expire: ExpireHook | None = None,
+        on_more: Callable[[Queue], bool] | None = None,
     ) -> None:
         self.name = name
         # Durable queues survive a restart and store their persistent messages.
@@ -131,6 +135,11 @@ class Queue:
         # Counts the bodies this queue holds, queued or in flight.
         self.meter = meter
         self.loader = loader
+        # Asked when a dispatch reaches DISPATCH_BATCH with more to hand out;
+        # True: stop, the broker calls `dispatch` again on a later loop turn
+        # (so one consumer catching up on a deep queue neither holds the loop
+        # nor gathers the whole backlog's store records into one unit).
+        self.on_more = on_more
         # A topic subscription's selector, applied at fan-out (see Broker.route).
         self.selector: Selector | None = None
         # Consumers with a selector: any at all switches dispatch to the
@@ -301,10 +310,17 @@ class Queue:
             return
         messages = self.messages
         consumers = self.consumers
+        more = self.on_more
+        budget = DISPATCH_BATCH if more is not None else -1  # -1: no limit
         if len(consumers) == 1:
             # The common case, without the round-robin bookkeeping.
             only = consumers[0]
             while messages and only.has_credit:
+                if budget == 0 and more is not None:
+                    if more(self):
+                        return
+                    budget = DISPATCH_BATCH
+                budget -= 1
                 item = messages.popleft()
                 if isinstance(item, int):
                     msg = self._page_in(item)
@@ -326,6 +342,11 @@ class Queue:
             consumer = self._next_with_credit()
             if consumer is None:
                 return
+            if budget == 0 and more is not None:
+                if more(self):
+                    return
+                budget = DISPATCH_BATCH
+            budget -= 1
             item = messages.popleft()
             if isinstance(item, int):
                 msg = self._page_in(item)
