@@ -120,7 +120,10 @@ class Settings:
     )
     memory_budget: int = field(
         default=256 * 1024 * 1024,
-        metadata=_doc("bytes of message bodies held in memory before producers are blocked"),
+        metadata=_doc(
+            "bytes of messages held in memory (body + 1 KiB each) before producers are"
+            " blocked; persistent ones are paged out beyond a quarter of it"
+        ),
     )
     store: str = field(
         default="journal",

@@ -139,7 +139,7 @@ async def test_paged_out_messages_are_read_back_to_be_tested(tmp_path: Path) -> 
         str(i) for i in range(0, 100, 2)
     ]
     assert sum(isinstance(m, int) for m in queue.messages) > 25
-    assert broker.memory.used == sum(len(m.body) for m in queue.messages if isinstance(m, Message))
+    assert broker.memory.used == sum(m.footprint for m in queue.messages if isinstance(m, Message))
     await broker.stop()
 
 

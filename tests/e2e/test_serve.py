@@ -15,6 +15,7 @@ import stomp
 
 from ferrymq import __version__
 from ferrymq.testing import BrokerProcess
+from ferrymq.testing.wire import WireClient
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -124,11 +125,20 @@ def test_second_broker_on_the_same_data_directory_is_refused(tmp_path: Path) -> 
 def test_corrupt_journal_refuses_to_start_unless_told_to_skip(tmp_path: Path) -> None:
     args = ["--stomp", "127.0.0.1:0", "--http", "off", "--data", str(tmp_path)]
     with BrokerProcess(args) as proc:
-        conn = stomp.Connection12([("127.0.0.1", proc.stomp_port)])
-        conn.connect(wait=True)
+        # One journal frame per message: each SEND waits for its receipt (SENDs
+        # that arrive in one read are written as one frame, all or nothing).
+        producer = WireClient(proc.stomp_port, timeout=10)
+        producer.connect()
         for i in range(20):
-            conn.send("/queue/c", f"message-{i}", headers={"persistent": "true"})
-        conn.disconnect(receipt="done")  # the DISCONNECT receipt waits for the fsync
+            producer.send(
+                "SEND",
+                f"message-{i}".encode(),
+                destination="/queue/c",
+                persistent="true",
+                receipt=str(i),
+            )
+            assert producer.frame().headers["receipt-id"] == str(i)
+        producer.close()
         proc.terminate()
     segment = sorted((tmp_path / "journal").glob("*.seg"))[0]
     data = bytearray(segment.read_bytes())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from ferrymq.core.message import MESSAGE_OVERHEAD
 from ferrymq.testing import ThreadedBroker, eventually
 from ferrymq.testing.wire import WireClient
 
@@ -33,8 +34,9 @@ def test_producer_blocked_over_budget_then_resumed() -> None:
         thread.start()
         eventually(lambda: b.call(lambda: bool(b.server and b.server.ctx.blocked_producers)))
         held = b.call(lambda: core.memory.used)
-        # One socket read (at most 256 KiB) may land past the budget, never more.
-        assert BUDGET <= held <= BUDGET + 300_000
+        # One socket read (at most 256 KiB, ~250 messages at a 2 KiB footprint
+        # each) may land past the budget, never more.
+        assert BUDGET <= held <= BUDGET + 600_000
         assert not done.is_set()
 
         consumer = WireClient(b.stomp_port, timeout=10)
@@ -47,7 +49,8 @@ def test_producer_blocked_over_budget_then_resumed() -> None:
             got += 1
         thread.join(30)
         assert done.is_set()
-        assert b.call(lambda: core.memory.used) == 0
+        # Only the empty message left in /queue/other is held: its overhead.
+        assert b.call(lambda: core.memory.used) == MESSAGE_OVERHEAD
         producer.close()
         consumer.close()
 
@@ -75,7 +78,7 @@ def test_persistent_producer_is_paged_not_blocked(tmp_path: Path) -> None:
         producer.send("SEND", b"", destination="/queue/other", receipt="last")
         assert producer.frame().headers["receipt-id"] == "last"
         assert not b.call(lambda: bool(b.server and b.server.ctx.blocked_producers))
-        assert b.call(lambda: core.memory.used) <= BUDGET + 300_000
+        assert b.call(lambda: core.memory.used) <= BUDGET + 600_000
 
         consumer = WireClient(b.stomp_port, timeout=10)
         consumer.connect()

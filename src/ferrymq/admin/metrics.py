@@ -113,11 +113,13 @@ class BrokerCollector(Collector):
             "ferrymq_queues", "queues (not counting topic subscriptions)", value=len(broker.queues)
         )
         yield GaugeMetricFamily(
-            "ferrymq_memory_used_bytes", "bytes of message bodies held", value=broker.memory.used
+            "ferrymq_memory_used_bytes",
+            "bytes of messages held in memory (body + 1 KiB each)",
+            value=broker.memory.used,
         )
         yield GaugeMetricFamily(
             "ferrymq_memory_budget_bytes",
-            "memory budget for message bodies",
+            "memory budget for messages",
             value=broker.memory.limit,
         )
         yield GaugeMetricFamily(

@@ -269,7 +269,7 @@ class Broker:
         if message.persistent and queue.durable:
             self._records.append(AddMessage(queue.name, message))
             memory = self.memory
-            if memory.used + len(message.body) >= memory.limit and self.store.pages:
+            if not memory.room_for_stored(message.footprint) and self.store.pages:
                 self._to_page_out[queue] = self._to_page_out.get(queue, 0) + 1
         queue.enqueue(message)
 
@@ -325,6 +325,7 @@ class Broker:
             records, self._records = self._records, []
             to_page_out, self._to_page_out = self._to_page_out, {}
             self.store.append(records)
+            self.memory.index = self.store.index_bytes()
             for queue, n in to_page_out.items():
                 queue.page_out(n)
 

@@ -55,7 +55,7 @@ class DeadLetters:
         """`message` has left `queue` (popped at dispatch or given back by a
         consumer) and will not be delivered from it: to the DLQ, or dropped."""
         broker = self.broker
-        queue.meter.release(len(message.body))
+        queue.meter.release(message.footprint)
         if queue.durable and message.persistent:
             broker.add_record(RemoveMessage(queue.name, message))
         if not dlq or queue.name.startswith("/temp-") or is_dead_letter_queue(queue.name):

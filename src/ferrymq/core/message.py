@@ -22,6 +22,12 @@ def parse_priority(text: str | None) -> int:
     return 0 if value < 0 else 9 if value > 9 else value
 
 
+# Bytes a queued message costs beyond its body: the object, its headers, its
+# id, the store's index entry and allocator slack. Measured: a broker holding
+# 200k 1 KiB persistent messages in memory grew by ~2 KiB of RSS per message.
+MESSAGE_OVERHEAD = 1024
+
+
 class Message:
     """One message in one queue.
 
@@ -73,6 +79,12 @@ class Message:
         # Position in its queue (1, 2, ...; 0: not queued yet), assigned by the
         # queue on enqueue, so each copy of a fanned-out message has its own.
         self.seq = seq
+
+    @property
+    def footprint(self) -> int:
+        """What holding this message costs, as the memory budget counts it:
+        its body plus MESSAGE_OVERHEAD for the rest."""
+        return len(self.body) + MESSAGE_OVERHEAD
 
     @property
     def redelivered(self) -> bool:

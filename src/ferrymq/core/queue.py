@@ -209,7 +209,7 @@ class Queue:
                 priority = priorities.get(item, DEFAULT_PRIORITY)
             else:
                 priority = item.priority
-                self.meter.used += len(item.body)
+                self.meter.used += item.footprint
                 grouped = grouped or GROUP_HEADER in item.headers
                 seq = max(seq, item.seq)
             if priority != DEFAULT_PRIORITY or self._lanes is not None:
@@ -228,7 +228,7 @@ class Queue:
     def enqueue(self, message: Message) -> None:
         seq = self.seq = self.seq + 1
         message.seq = seq
-        self.meter.used += len(message.body)
+        self.meter.used += message.footprint
         if message.priority == DEFAULT_PRIORITY and self._lanes is None:
             self.messages.append(message)
         else:
@@ -334,7 +334,7 @@ class Queue:
                 self.stats.dequeued += 1
                 only.deliver(msg)
                 if only.ack_mode is AckMode.AUTO:
-                    self.meter.release(len(msg.body))
+                    self.meter.release(msg.footprint)
                 if msg.persistent and self.durable:
                     self.on_dispatched(self, msg, only.ack_mode is AckMode.AUTO)
             return
@@ -363,7 +363,7 @@ class Queue:
         self.stats.dequeued += 1
         consumer.deliver(msg)
         if consumer.ack_mode is AckMode.AUTO:
-            self.meter.release(len(msg.body))
+            self.meter.release(msg.footprint)
         if msg.persistent and self.durable:
             # The store's business; an auto-ack delivery is also settled now.
             self.on_dispatched(self, msg, consumer.ack_mode is AckMode.AUTO)
@@ -418,7 +418,7 @@ class Queue:
                     consumer = self._next_for(msg)
                 if consumer is None:
                     if isinstance(item, int):  # back to its key: it may wait long
-                        self.meter.release(len(msg.body))
+                        self.meter.release(msg.footprint)
                     if not any(c.has_credit for c in consumers):
                         return
                     skipped += 1
@@ -485,7 +485,7 @@ class Queue:
         self.stats.dequeued += 1
         consumer.deliver(msg)
         if consumer.ack_mode is AckMode.AUTO:
-            self.meter.release(len(msg.body))
+            self.meter.release(msg.footprint)
         if msg.persistent and self.durable:
             self.on_dispatched(self, msg, consumer.ack_mode is AckMode.AUTO)
 
@@ -513,7 +513,7 @@ class Queue:
                 consumer = self._next_eligible(msg)
                 if consumer is None:
                     if isinstance(item, int):
-                        self.meter.release(len(msg.body))  # back to paged out
+                        self.meter.release(msg.footprint)  # back to paged out
                     skipped.append(item)
                     continue
                 self._hand_out(consumer, msg)
@@ -555,7 +555,7 @@ class Queue:
             # message where it was rather than lose it.
             log.exception("%s: cannot read paged-out message %d back", self.name, key)
             return None
-        self.meter.used += len(msg.body)
+        self.meter.used += msg.footprint
         return msg
 
     def page_out(self, newest: int) -> None:
@@ -571,7 +571,7 @@ class Queue:
             if isinstance(msg, int) or not msg.store_key or msg.delivery_count:
                 continue
             messages[-i] = msg.store_key
-            released += len(msg.body)
+            released += msg.footprint
         if released:
             self.meter.release(released)
 
@@ -588,7 +588,7 @@ class Queue:
 
     def settled(self, messages: Iterable[Message]) -> None:
         """Acknowledged messages leave the broker."""
-        self.meter.release(sum(len(m.body) for m in messages))
+        self.meter.release(sum(m.footprint for m in messages))
 
     def purge(self) -> list[Message | int]:
         """Drop every queued (not in-flight) message; returns them."""
@@ -597,7 +597,7 @@ class Queue:
             dropped.extend(lane)
             lane.clear()
         self._unmatched = 0
-        self.meter.release(sum(len(m.body) for m in dropped if not isinstance(m, int)))
+        self.meter.release(sum(m.footprint for m in dropped if not isinstance(m, int)))
         return dropped
 
     # -- for management (browse, move, purge): the only readers of queued
@@ -636,7 +636,7 @@ class Queue:
                 msg = self._read(item)
                 if (ids is None or msg.id in ids) and (where is None or where(msg)):
                     if isinstance(item, int):
-                        self.meter.used += len(msg.body)
+                        self.meter.used += msg.footprint
                     taken.append(msg)
                 else:
                     kept.append(item)

@@ -191,6 +191,12 @@ class Store(ABC):
         """Latency and batch-size histograms for monitoring; empty if none."""
         return {}
 
+    def index_bytes(self) -> int:
+        """Memory the store's own index of stored records takes (an estimate):
+        what a paged-out message still costs. Counted against the memory budget
+        when deciding what to page out (see MemoryMeter)."""
+        return 0
+
     def statistics(self) -> dict[str, int]:
         """Counters for monitoring (segments, bytes, fsyncs, ...); empty if none."""
         return {}

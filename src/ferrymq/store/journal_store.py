@@ -86,6 +86,10 @@ class StoreUnavailable(BrokerError):
     """The journal cannot write: the client gets an ERROR, not a false RECEIPT."""
 
 
+# Memory per live journal entry (its key, Slot, index and per-segment entries,
+# its place in a queue): measured ~250 bytes per paged-out message.
+INDEX_ENTRY_BYTES = 256
+
 class JournalStore(Store):
     pages = True
 
@@ -409,6 +413,9 @@ class JournalStore(Store):
 
     def fence(self) -> None:
         self.journal.abandon()
+
+    def index_bytes(self) -> int:
+        return self.journal.live_count() * INDEX_ENTRY_BYTES
 
     def histograms(self) -> dict[str, HistogramSnapshot]:
         return self.journal.histograms()

@@ -294,6 +294,10 @@ class Journal:
         waiters.append((gen, fut))
         return fut
 
+    def live_count(self) -> int:
+        """How many keys are live (appended and not removed)."""
+        return len(self._index)
+
     def __contains__(self, key: int) -> bool:
         """Whether ``key`` is live (appended and not removed)."""
         return key in self._index
