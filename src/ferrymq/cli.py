@@ -23,8 +23,6 @@ __all__ = ["main"]
 log = logging.getLogger("ferrymq")
 
 
-SWITCH_INTERVAL_S = 0.0005
-
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per Settings field; unset flags stay None so lower layers show through."""
     types = {"int": int, "float": float, "str": str}
@@ -188,10 +186,6 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     tune_malloc()
-    # The journal writer thread holds the GIL while it encodes a batch; with
-    # the default 5 ms switch interval a message arriving then waits up to
-    # that long. 0.5 ms: persistent 2,000 msgs/s p99 ~2 ms -> ~1 ms (bench/RESULTS.md).
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     loop_name = _install_uvloop()
     log.debug("event loop: %s", loop_name)
     try:
