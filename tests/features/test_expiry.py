@@ -56,8 +56,10 @@ def test_in_flight_message_that_expires_is_not_redelivered(clients: Any) -> None
 
 def test_policy_default_ttl_and_drop(clients: Any) -> None:
     producer = clients()
-    producer.conn.send("/queue/ttl.a", "to-dlq")
+    # drop.a first: once ttl.a's copy reaches its DLQ, drop.a's has expired
+    # too (same TTL, sent earlier), whatever the sweep's timing.
     producer.conn.send("/queue/drop.a", "to-nowhere")
+    producer.conn.send("/queue/ttl.a", "to-dlq")
     dlq = clients()
     dlq.conn.subscribe("/queue/DLQ.ttl.a", id="d", ack="auto")
     dead = dlq.get()
