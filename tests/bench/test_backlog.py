@@ -14,6 +14,7 @@ from ferrymq.bench.consumer import Consumer
 from ferrymq.bench.options import BACKLOG_RECEIPT_EVERY, parse_workload
 from ferrymq.core.queue import Queue
 from ferrymq.testing import ThreadedBroker
+from tests.bench.test_against_ferrymq import queue_of
 
 BACKLOG_FIELDS = {"produce_seconds", "produce_msgs_per_s", "drain_seconds", "drain_msgs_per_s"}
 
@@ -24,14 +25,6 @@ def broker(tmp_path: Path) -> Iterator[ThreadedBroker]:
     # must page the backlog out and read it back while draining.
     with ThreadedBroker(store="journal", data=str(tmp_path), memory_budget=512 * 1024) as b:
         yield b
-
-
-def queue_of(broker: ThreadedBroker, name: str) -> Queue:
-    def lookup() -> Queue:
-        assert broker.server is not None
-        return broker.server.broker.queues[name]
-
-    return broker.call(lookup)
 
 
 def settled(broker: ThreadedBroker, queue: Queue) -> bool:

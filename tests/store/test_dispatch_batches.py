@@ -8,21 +8,14 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from ferrymq.core import Broker, Consumer, Destination, Message
+from ferrymq.core import Broker, Destination
 from ferrymq.core.queue import DISPATCH_BATCH
 from ferrymq.store.base import Record, RemoveMessage
 from ferrymq.store.journal_store import JournalStore
+from tests.store.test_journal_store import Sink
 
 Q = Destination.parse("/queue/deep")
 COUNT = 3 * DISPATCH_BATCH + 17
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.got: list[Message] = []
-
-    def deliver(self, consumer: Consumer, message: Message) -> None:
-        self.got.append(message)
 
 
 async def test_deep_queue_is_dispatched_a_batch_per_loop_turn(tmp_path: Path) -> None:
